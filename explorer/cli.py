@@ -1,0 +1,73 @@
+"""The ``lstm-explorer`` command line: ``train | replay | export | info | bench | sweep``.
+
+Each subcommand lives in ``explorer/commands/<name>.py`` and provides
+``add_arguments(parser)`` and ``run(args) -> int``. Errors a user can cause
+(the project's own exception types) print one line on stderr and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from explorer import __version__
+
+#: subcommand -> one-line help
+COMMANDS = {
+    "train": "train RNN and/or LSTM cells headless, with a progress bar and a summary",
+    "replay": "open saved session files in the window",
+    "export": "export plots of a session or sweep file to PNG, SVG or CSV (no display needed)",
+    "info": "print the runs, configs, status and final figures of a session file",
+    "bench": "time a full training step against PyTorch's CPU LSTM/RNN",
+    "sweep": "train many (cell, lag, seed) runs on Dask and measure the lag frontier",
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types whose message is shown as one line (no traceback)."""
+    from explorer.errors import ExplorerError
+    from kernels.errors import KernelError
+
+    types: list[type[BaseException]] = [ExplorerError, KernelError]
+    try:
+        from sessions.errors import SessionError
+
+        types.append(SessionError)
+    except ImportError:  # pragma: no cover - sessions is part of the distribution
+        pass
+    return tuple(types)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lstm-explorer",
+        description="See and measure why LSTMs learn long-range dependencies where plain RNNs fail. "
+        "Without a subcommand, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"lstm-explorer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"explorer.commands.{name}")
+        p = sub.add_parser(name, help=help_text, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = getattr(args, "_module", None)
+    if module is None:
+        module = importlib.import_module("explorer.commands.replay")
+        args = parser.parse_args(["replay", *(argv or sys.argv[1:])])
+    try:
+        return int(module.run(args) or 0)
+    except _user_errors() as exc:
+        print(f"lstm-explorer {args.command or ''}: error: {exc}".replace("  ", " "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lstm-explorer: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,176 @@
+"""Qt-free trainer: a validated config in, a stream of step/probe/status records out.
+
+The trainer trains one or several cells side by side on exactly the same
+batches (same seed), and yields records that the CLI, the GUI worker and the
+session recorder consume::
+
+    trainer = Trainer(TrainConfig(task="adding", seq_len=100))
+    for record in trainer.run():
+        ...   # StepRecord | ProbeRecord | StatusRecord
+
+``pause()``, ``resume()`` and ``stop()`` may be called from another thread.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from explorer.errors import ConfigError
+
+CELLS = ("rnn", "lstm")
+OPTIMIZERS = ("adam", "sgd")
+#: statuses a run can end in (plus "running" while it trains)
+STATUSES = ("running", "completed", "stopped", "diverged", "interrupted")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (all cells share it)."""
+
+    task: str = "adding"            # "adding" | "copy" | "temporal" (explorer.tasks.TASKS)
+    seq_len: int = 100              # the lag T the task is built around
+    cells: tuple[str, ...] = ("rnn", "lstm")  # cells trained side by side on the same batches
+    hidden: int = 64                # hidden units H
+    batch: int = 32                 # sequences per training step B
+    steps: int = 3000               # training steps per cell
+    optimizer: str = "adam"         # "adam" | "sgd" (SGD with momentum)
+    lr: float = 1e-3                # learning rate
+    momentum: float = 0.9           # SGD momentum (ignored by Adam)
+    clip: float = 1.0               # clip gradients to this global L2 norm; 0 disables
+    seed: int = 0                   # seeds weights, batches and the probe sequence
+    backend: str = "cpu"            # "cpu" | "cuda"
+    probe_every: int = 50           # take a probe snapshot every this many steps
+    dtype: str = "float32"          # "float32" | "float64"
+
+    def __post_init__(self):
+        if isinstance(self.cells, str):
+            self.cells = tuple(c.strip() for c in self.cells.split(",") if c.strip())
+        else:
+            self.cells = tuple(self.cells)
+
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`ConfigError` naming the first invalid field and its allowed range."""
+        from explorer.tasks import TASKS
+        from kernels import BACKENDS
+
+        def need(ok: bool, message: str):
+            if not ok:
+                raise ConfigError(message)
+
+        def is_int(v) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        def is_real(v) -> bool:
+            return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
+
+        need(self.task in TASKS, f"unknown task {self.task!r}: choose one of {', '.join(TASKS)}")
+        need(is_int(self.seq_len) and 1 <= self.seq_len <= 100_000,
+             f"seq-len must be an integer from 1 to 100000, got {self.seq_len!r}")
+        if self.task == "adding":
+            need(self.seq_len >= 2, f"the adding problem needs seq-len >= 2 (one marker per half), got {self.seq_len}")
+        if self.task == "temporal":
+            need(self.seq_len >= 10, f"the temporal order task needs seq-len >= 10, got {self.seq_len}")
+        need(len(self.cells) > 0, "cells is empty: give rnn, lstm or rnn,lstm")
+        for cell in self.cells:
+            need(cell in CELLS, f"unknown cell {cell!r}: choose from {', '.join(CELLS)}")
+        need(len(set(self.cells)) == len(self.cells), f"cells repeat: {','.join(self.cells)}")
+        need(is_int(self.hidden) and 1 <= self.hidden <= 4096,
+             f"hidden must be an integer from 1 to 4096, got {self.hidden!r}")
+        need(is_int(self.batch) and 1 <= self.batch <= 65536,
+             f"batch must be an integer from 1 to 65536, got {self.batch!r}")
+        need(is_int(self.steps) and 1 <= self.steps <= 100_000_000,
+             f"steps must be a positive integer, got {self.steps!r}")
+        need(self.optimizer in OPTIMIZERS,
+             f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        need(is_real(self.lr) and math.isfinite(self.lr) and 0 < self.lr <= 10,
+             f"lr must be a number in (0, 10], got {self.lr!r}")
+        need(is_real(self.momentum) and 0 <= self.momentum < 1,
+             f"momentum must be in [0, 1), got {self.momentum!r}")
+        need(is_real(self.clip) and math.isfinite(self.clip) and self.clip >= 0,
+             f"clip must be a number >= 0 (0 disables clipping), got {self.clip!r}")
+        need(is_int(self.seed) and 0 <= self.seed < 2**32,
+             f"seed must be an integer from 0 to 2**32-1, got {self.seed!r}")
+        need(self.backend in BACKENDS,
+             f"unknown backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
+        need(is_int(self.probe_every) and self.probe_every >= 1,
+             f"probe-every must be a positive integer, got {self.probe_every!r}")
+        need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (cells as a list)."""
+        d = dataclasses.asdict(self)
+        d["cells"] = list(self.cells)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class StepRecord:
+    """One training step of one cell."""
+
+    cell: str                  # "rnn" | "lstm"
+    step: int                  # steps done so far by this cell (1-based)
+    loss: float                # task loss on this step's batch
+    metric: float              # task metric on this step's batch (MSE or accuracy)
+    grad_norm: float           # global L2 norm of all gradients, before clipping
+    param_grad_norms: dict[str, float]  # L2 norm per parameter: weight_ih, weight_hh, bias_ih, bias_hh, readout.weight, readout.bias
+    wall_time: float           # seconds since training started (all cells share the clock)
+
+
+@dataclass
+class ProbeRecord:
+    """A snapshot of one cell every ``probe_every`` steps.
+
+    ``grad_norm_t`` comes from that step's own backward pass (batch mean of
+    ‖∂L/∂h_t‖); the states come from a forward pass over the fixed probe
+    sequence (the first sequence of a batch drawn once from the seed).
+    """
+
+    cell: str
+    step: int
+    grad_norm_t: np.ndarray    # (L,) float32, batch-mean ‖∂L/∂h_t‖ for t = 0..L-1
+    h: np.ndarray              # (L, H) float32, hidden states on the probe sequence
+    gates: np.ndarray | None   # (4, L, H) float32, LSTM gates i, f, g, o (None for the RNN)
+    c: np.ndarray | None       # (L, H) float32, LSTM cell state (None for the RNN)
+    saturation: np.ndarray | None  # (4,) float32, fraction of i, f, g, o saturated (None for the RNN)
+
+
+@dataclass
+class StatusRecord:
+    """A cell changed status: started, completed, stopped or diverged."""
+
+    cell: str
+    status: str                # one of STATUSES
+    step: int                  # steps done when the status changed
+    message: str = ""          # why (e.g. "loss became nan at step 812")
+
+
+Record = StepRecord | ProbeRecord | StatusRecord
+
+
+@dataclass
+class RunInfo:
+    """What is known about one cell's run before it trains (the session layout needs it up front)."""
+
+    cell: str                  # "rnn" | "lstm"
+    param_count: int           # trainable scalars, readout included
+    param_shapes: dict[str, tuple[int, ...]]  # PyTorch state_dict names -> shapes (see Trainer.state_dict)
+    length: int                # L: time steps per sequence (copy task: seq_len + 20)
+    hidden: int                # H
+    n_gates: int               # 4 for the LSTM, 0 for the RNN
+    metric_name: str           # "mse" | "accuracy"
+    higher_is_better: bool     # metric direction
+    baseline_loss: float       # chance-level loss
+    baseline_metric: float     # chance-level metric

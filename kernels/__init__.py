@@ -1,0 +1,30 @@
+"""Numba compute kernels for RNN and LSTM training (no Qt, no h5py).
+
+Use :func:`backend` to get an object with ``forward``, ``backward`` and
+``make_model``; see README.md for a notebook example.
+"""
+from kernels.errors import BackendUnavailable, KernelInputError
+
+BACKENDS = ("cpu", "cuda")
+
+
+def backend(name: str = "cpu"):
+    """Return the compute backend called ``name`` ("cpu" or "cuda").
+
+    Raises
+    ------
+    BackendUnavailable
+        ``name`` is unknown, or its hardware/driver is not usable here.
+    """
+    if name == "cpu":
+        from kernels.cpu import CpuBackend
+
+        return CpuBackend()
+    if name == "cuda":
+        from kernels.gpu import CudaBackend  # noqa: F401  (added by the CUDA backend)
+
+        return CudaBackend()
+    raise BackendUnavailable(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+
+
+__all__ = ["backend", "BACKENDS", "BackendUnavailable", "KernelInputError"]
