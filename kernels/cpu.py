@@ -1,0 +1,210 @@
+"""The CPU backend: NumPy in and out, Numba kernels underneath."""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels import cpu_lstm, cpu_rnn
+from kernels.errors import KernelInputError
+from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
+from kernels.params import CELLS, PARAM_KEYS, check_params, flat_views, param_shapes
+from kernels.readout import LOSS_KINDS, readout_loss
+from kernels.results import Forward, Gradients, StepStats
+
+
+def _as_input(x, dtype, n_in: int) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=dtype)
+    if x.ndim != 3 or x.shape[2] != n_in or x.shape[0] < 1 or x.shape[1] < 1:
+        raise KernelInputError(f"x must have shape (T, B, {n_in}) with T, B >= 1, got {x.shape}")
+    return x
+
+
+def _initial_state(s, B: int, H: int, dtype, name: str) -> np.ndarray:
+    if s is None:
+        return np.zeros((B, H), dtype=dtype)
+    s = np.ascontiguousarray(s, dtype=dtype)
+    if s.shape != (B, H):
+        raise KernelInputError(f"{name} must have shape (B, H) = {(B, H)}, got {s.shape}")
+    return s
+
+
+class _Workspace:
+    """Buffers for one (T, B) shape, reused across training steps (no allocation per step)."""
+
+    def __init__(self, cell: str, T: int, B: int, n_in: int, H: int, dtype):
+        G = 4 * H if cell == "lstm" else H
+        self.shape = (T, B)
+        self.h = np.empty((T, B, H), dtype)
+        self.c = np.empty((T, B, H), dtype) if cell == "lstm" else None
+        self.gates = np.empty((T, B, G), dtype) if cell == "lstm" else None
+        self.h0 = np.zeros((B, H), dtype)
+        self.c0 = np.zeros((B, H), dtype) if cell == "lstm" else None
+        self.dh = np.zeros((T, B, H), dtype)
+        self.dz = np.empty((T, B, G), dtype)
+        self.dh_norm = np.empty(T, dtype)
+        self.dx = np.empty((T, B, n_in), dtype)
+        self.dh0 = np.empty((B, H), dtype)
+        self.dc0 = np.empty((B, H), dtype) if cell == "lstm" else None
+
+
+def _run_forward(cell, W_ih, W_hh, b, x, ws: _Workspace) -> Forward:
+    W_hhT = np.ascontiguousarray(W_hh.T)
+    if cell == "lstm":
+        cpu_lstm.lstm_forward(x, W_ih, W_hhT, b, ws.h0, ws.c0, ws.h, ws.c, ws.gates)
+    else:
+        cpu_rnn.rnn_forward(x, W_ih, W_hhT, b, ws.h0, ws.h)
+    return Forward(cell=cell, h=ws.h, c=ws.c, gates=ws.gates, h0=ws.h0, c0=ws.c0)
+
+
+def _run_backward(cell, W_ih, W_hh, x, fwd: Forward, dh, ws: _Workspace, dW_ih, dW_hh, db):
+    if cell == "lstm":
+        cpu_lstm.lstm_backward(x, W_ih, W_hh, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, ws.dz,
+                               ws.dh_norm, dW_ih, dW_hh, db, ws.dx, ws.dh0, ws.dc0)
+    else:
+        cpu_rnn.rnn_backward(x, W_ih, W_hh, fwd.h0, fwd.h, dh, ws.dz, ws.dh_norm, dW_ih, dW_hh, db,
+                             ws.dx, ws.dh0)
+
+
+class CpuBackend:
+    """Numba ``@njit`` kernels on the CPU. Methods take and return NumPy arrays."""
+
+    name = "cpu"
+
+    def forward(self, cell: str, params: dict, x, h0=None, c0=None) -> Forward:
+        """Run ``cell`` over ``x : (T, B, I)``; ``params`` in PyTorch layout (keys weight_ih, ...).
+
+        Returns a :class:`Forward` whose ``.h`` is ``(T, B, H)``.
+        """
+        n_in, H, dtype = check_params(cell, params)
+        x = _as_input(x, dtype, n_in)
+        T, B, _ = x.shape
+        ws = _Workspace(cell, T, B, n_in, H, dtype)
+        ws.h0[:] = _initial_state(h0, B, H, dtype, "h0")
+        if cell == "lstm":
+            ws.c0[:] = _initial_state(c0, B, H, dtype, "c0")
+        W_ih, W_hh, b = _layer_arrays(params, dtype)
+        return _run_forward(cell, W_ih, W_hh, b, x, ws)
+
+    def backward(self, cell: str, params: dict, x, fwd: Forward, dh) -> Gradients:
+        """Full BPTT of ``dh = ∂L/∂h : (T, B, H)`` through the run ``fwd`` of :meth:`forward`.
+
+        Returns :class:`Gradients`: the keys of ``params`` plus ``"x"``, and ``.dh_norm : (T,)``.
+        """
+        n_in, H, dtype = check_params(cell, params)
+        if fwd.cell != cell:
+            raise KernelInputError(f"fwd comes from a {fwd.cell} forward pass, not {cell}")
+        x = _as_input(x, dtype, n_in)
+        T, B, _ = x.shape
+        dh = np.ascontiguousarray(dh, dtype=dtype)
+        if dh.shape != (T, B, H) or fwd.h.shape != (T, B, H):
+            raise KernelInputError(f"dh and fwd.h must have shape (T, B, H) = {(T, B, H)}, "
+                                   f"got {dh.shape} and {fwd.h.shape}")
+        ws = _Workspace(cell, T, B, n_in, H, dtype)
+        W_ih, W_hh, _ = _layer_arrays(params, dtype)
+        G = W_hh.shape[0]
+        dW_ih, dW_hh, db = np.empty((G, n_in), dtype), np.empty((G, H), dtype), np.empty(G, dtype)
+        _run_backward(cell, W_ih, W_hh, x, fwd, dh, ws, dW_ih, dW_hh, db)
+        grads = {"weight_ih": dW_ih, "weight_hh": dW_hh, "bias_ih": db, "bias_hh": db.copy(), "x": ws.dx}
+        return Gradients(grads, ws.dh_norm, ws.dh0, ws.dc0)
+
+    def make_model(self, cell: str, params: dict, **options) -> "CpuModel":
+        """A trainable model (recurrent layer + readout + optimizer); see :class:`CpuModel`."""
+        return CpuModel(cell, params, **options)
+
+
+def _layer_arrays(params: dict, dtype):
+    W_ih = np.ascontiguousarray(params["weight_ih"], dtype=dtype)
+    W_hh = np.ascontiguousarray(params["weight_hh"], dtype=dtype)
+    b = np.asarray(params["bias_ih"], dtype=dtype) + np.asarray(params["bias_hh"], dtype=dtype)
+    return W_ih, W_hh, b
+
+
+class CpuModel:
+    """Recurrent layer + linear readout + optimizer, trained in place on the CPU.
+
+    Parameters
+    ----------
+    cell : "rnn" | "lstm"
+    params : dict with :data:`kernels.params.PARAM_KEYS` (PyTorch layout), copied in
+    loss_kind : one of :data:`kernels.readout.LOSS_KINDS`
+    window : final steps read out (1 for the ``*_last`` losses)
+    optimizer : "adam" | "sgd";  lr, momentum, clip (0 disables), betas, eps as in PyTorch
+    """
+
+    def __init__(self, cell: str, params: dict, *, loss_kind: str, window: int = 1, optimizer: str = "adam",
+                 lr: float = 1e-3, momentum: float = 0.9, clip: float = 1.0,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        if cell not in CELLS:
+            raise KernelInputError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
+        if loss_kind not in LOSS_KINDS:
+            raise KernelInputError(f"unknown loss kind {loss_kind!r}: choose one of {', '.join(LOSS_KINDS)}")
+        if optimizer not in ("adam", "sgd"):
+            raise KernelInputError(f"unknown optimizer {optimizer!r}: choose adam or sgd")
+        n_in, H, dtype = check_params(cell, params)
+        missing = [k for k in PARAM_KEYS if k not in params]
+        if missing:
+            raise KernelInputError(f"model parameters lack {', '.join(missing)}")
+        n_out = np.shape(params["readout.weight"])[0]
+        self.cell, self.n_in, self.hidden, self.n_out, self.dtype = cell, n_in, H, n_out, dtype
+        self.loss_kind, self.window = loss_kind, window
+        self.optimizer, self.lr, self.momentum, self.clip = optimizer, lr, momentum, clip
+        self.betas, self.eps = betas, eps
+        self.shapes = param_shapes(cell, n_in, H, n_out)
+        size = sum(int(np.prod(s)) for s in self.shapes.values())
+        self._flat = np.empty(size, dtype)
+        self._grad = np.zeros(size, dtype)
+        self.params = flat_views(self.shapes, self._flat)
+        self.grads = flat_views(self.shapes, self._grad)
+        for name, shape in self.shapes.items():
+            value = np.asarray(params[name])
+            if value.shape != shape:
+                raise KernelInputError(f"{name} has shape {value.shape}, expected {shape}")
+            self.params[name][:] = value
+        self._state = [np.zeros(size, dtype), np.zeros(size, dtype)]  # Adam m, v (SGD uses the first)
+        self._step = 0
+        self._ws: _Workspace | None = None
+
+    @property
+    def param_count(self) -> int:
+        return self._flat.size
+
+    def _workspace(self, T: int, B: int) -> _Workspace:
+        if self._ws is None or self._ws.shape != (T, B):
+            self._ws = _Workspace(self.cell, T, B, self.n_in, self.hidden, self.dtype)
+        return self._ws
+
+    def step(self, x, y) -> StepStats:
+        """One training step on the batch ``x : (T, B, I)``, targets ``y``: forward, loss, BPTT, clip, update."""
+        p, g = self.params, self.grads
+        x = _as_input(x, self.dtype, self.n_in)
+        T, B, _ = x.shape
+        ws = self._workspace(T, B)
+        b = p["bias_ih"] + p["bias_hh"]
+        fwd = _run_forward(self.cell, p["weight_ih"], p["weight_hh"], b, x, ws)
+        loss, out = readout_loss(self.loss_kind, fwd.h, p["readout.weight"], p["readout.bias"], y,
+                                 self.window, ws.dh, g["readout.weight"], g["readout.bias"])
+        _run_backward(self.cell, p["weight_ih"], p["weight_hh"], x, fwd, ws.dh, ws,
+                      g["weight_ih"], g["weight_hh"], g["bias_ih"])
+        g["bias_hh"][:] = g["bias_ih"]
+        param_norms = {name: float(np.sqrt(np.dot(v.ravel(), v.ravel()))) for name, v in g.items()}
+        norm = float(global_norm(self._grad))
+        clip_by_norm(self._grad, self.clip, norm)
+        self._step += 1
+        if self.optimizer == "adam":
+            adam_step(self._flat, self._grad, self._state[0], self._state[1], self.lr,
+                      self.betas[0], self.betas[1], self.eps, self._step)
+        else:
+            sgd_step(self._flat, self._grad, self._state[0], self.lr, self.momentum, self._step)
+        return StepStats(loss=loss, out=out, grad_norm=norm, param_grad_norms=param_norms,
+                         dh_norm=ws.dh_norm.copy())
+
+    def probe(self, x) -> Forward:
+        """Forward pass only (no training) over ``x : (T, B, I)``; arrays are fresh copies."""
+        x = _as_input(x, self.dtype, self.n_in)
+        T, B, _ = x.shape
+        ws = _Workspace(self.cell, T, B, self.n_in, self.hidden, self.dtype)
+        p = self.params
+        return _run_forward(self.cell, p["weight_ih"], p["weight_hh"], p["bias_ih"] + p["bias_hh"], x, ws)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Copies of the current parameters (PyTorch layout, :data:`PARAM_KEYS`)."""
+        return {name: v.copy() for name, v in self.params.items()}
