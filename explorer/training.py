@@ -174,3 +174,143 @@ class RunInfo:
     higher_is_better: bool     # metric direction
     baseline_loss: float       # chance-level loss
     baseline_metric: float     # chance-level metric
+
+
+#: names of the per-parameter gradient norms in StepRecord.param_grad_norms
+PARAM_GRAD_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "readout.weight", "readout.bias")
+#: a gate value counts as saturated below LOW or above HIGH (g, in [-1, 1], is first mapped to [0, 1])
+SATURATION_LOW, SATURATION_HIGH = 0.1, 0.9
+
+
+def gate_saturation(gates: np.ndarray) -> np.ndarray:
+    """Fraction of saturated values per gate: ``gates : (4, L, H)`` (i, f, g, o) -> ``(4,)`` float32."""
+    unit = gates.astype(np.float32, copy=True)
+    unit[2] = 0.5 * (unit[2] + 1.0)  # g = tanh(...) in [-1, 1] -> [0, 1]
+    saturated = (unit < SATURATION_LOW) | (unit > SATURATION_HIGH)
+    return saturated.reshape(4, -1).mean(axis=1).astype(np.float32)
+
+
+def torch_state_dict(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Our parameter names -> ``torch.nn.LSTM``/``RNN`` layer-0 names (``weight_ih_l0``, ...) + ``readout.*``."""
+    return {(k if k.startswith("readout.") else f"{k}_l0"): v for k, v in params.items()}
+
+
+class Trainer:
+    """Trains every cell of ``config`` side by side on the same batches; :meth:`run` yields records.
+
+    Random streams (all from ``config.seed``): one per cell for its initial
+    weights, one for the training batches (shared by all cells) and one for
+    the fixed probe sequence, so adding a cell changes nothing for the others.
+    """
+
+    def __init__(self, config: TrainConfig):
+        import threading
+
+        import kernels
+        from explorer.tasks import make_task
+        from kernels.params import init_params
+
+        self.config = config.validate()
+        self.task = make_task(config.task, config.seq_len)
+        self.backend = kernels.backend(config.backend)
+        seeds = np.random.SeedSequence(config.seed).spawn(2 + len(CELLS))
+        self._batch_seed, probe_seed = seeds[0], seeds[1]
+        cell_seeds = dict(zip(CELLS, seeds[2:]))
+        dtype = np.dtype(config.dtype)
+        self.models = {}
+        for cell in config.cells:
+            params = init_params(cell, self.task.n_in, config.hidden, self.task.n_out,
+                                 np.random.default_rng(cell_seeds[cell]), dtype)
+            self.models[cell] = self.backend.make_model(
+                cell, params, loss_kind=self.task.loss_kind, window=self.task.window,
+                optimizer=config.optimizer, lr=config.lr, momentum=config.momentum, clip=config.clip)
+        #: the fixed probe sequence (L, 1, n_in), drawn once from the seed
+        self.probe_x = self.task.sample(np.random.default_rng(probe_seed), 1).x
+        self.runs = [RunInfo(cell=cell, param_count=m.param_count,
+                             param_shapes={k: tuple(v.shape) for k, v in self.state_dict(cell).items()},
+                             length=self.task.length, hidden=config.hidden,
+                             n_gates=4 if cell == "lstm" else 0, metric_name=self.task.metric_name,
+                             higher_is_better=self.task.higher_is_better,
+                             baseline_loss=float(self.task.baseline_loss),
+                             baseline_metric=float(self.task.baseline_metric))
+                     for cell, m in self.models.items()]
+        self._running = threading.Event()
+        self._running.set()
+        self._stop = threading.Event()
+
+    # -- control, callable from any thread ------------------------------------------------------
+    def pause(self) -> None:
+        """Hold training before the next step (:meth:`run` blocks until resumed or stopped)."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        """End training after the current step; running cells get status ``stopped``."""
+        self._stop.set()
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    # -- results ---------------------------------------------------------------------------------
+    def state_dict(self, cell: str) -> dict[str, np.ndarray]:
+        """Current parameters of ``cell`` under PyTorch's names (loadable into ``nn.LSTM`` + ``nn.Linear``)."""
+        return torch_state_dict(self.models[cell].state())
+
+    def probe(self, cell: str, step: int, grad_norm_t: np.ndarray) -> ProbeRecord:
+        """Snapshot of ``cell`` on the probe sequence, with the gradient flow of the last step."""
+        fwd = self.models[cell].probe(self.probe_x)
+        h = fwd.h[:, 0].astype(np.float32)
+        gates = c = saturation = None
+        if cell == "lstm":
+            L, H = h.shape
+            gates = fwd.gates[:, 0].reshape(L, 4, H).transpose(1, 0, 2).astype(np.float32)
+            c = fwd.c[:, 0].astype(np.float32)
+            saturation = gate_saturation(gates)
+        return ProbeRecord(cell=cell, step=step, grad_norm_t=grad_norm_t.astype(np.float32),
+                           h=h, gates=gates, c=c, saturation=saturation)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self):
+        """Train; yield :data:`Record` objects. Probes are taken at step 1, every ``probe_every``
+        steps and at the last step. A cell whose loss or gradient becomes non-finite ends
+        ``diverged``; the others go on."""
+        import time
+
+        cfg = self.config
+        batches = np.random.default_rng(self._batch_seed)
+        active = list(self.models)
+        for cell in active:
+            yield StatusRecord(cell, "running", 0)
+        clock, paused_for = time.perf_counter(), 0.0
+        for step in range(1, cfg.steps + 1):
+            if not self._running.is_set():
+                t_pause = time.perf_counter()
+                self._running.wait()
+                paused_for += time.perf_counter() - t_pause
+            if self._stop.is_set():
+                for cell in active:
+                    yield StatusRecord(cell, "stopped", step - 1, f"stopped by the user after {step - 1} steps")
+                return
+            batch = self.task.sample(batches, cfg.batch)
+            for cell in list(active):
+                stats = self.models[cell].step(batch.x, batch.y)
+                if not (math.isfinite(stats.loss) and math.isfinite(stats.grad_norm)):
+                    active.remove(cell)
+                    bad = "loss" if not math.isfinite(stats.loss) else "gradient norm"
+                    yield StatusRecord(cell, "diverged", step - 1,
+                                       f"{cell}: {bad} became {stats.loss if bad == 'loss' else stats.grad_norm} "
+                                       f"at step {step}; try a smaller --lr (now {cfg.lr:g}) or --clip")
+                    continue
+                yield StepRecord(cell=cell, step=step, loss=stats.loss, metric=self.task.metric(stats.out, batch.y),
+                                 grad_norm=stats.grad_norm, param_grad_norms=stats.param_grad_norms,
+                                 wall_time=time.perf_counter() - clock - paused_for)
+                if step == 1 or step % cfg.probe_every == 0 or step == cfg.steps:
+                    yield self.probe(cell, step, stats.dh_norm)
+            if not active:
+                return
+        for cell in active:
+            yield StatusRecord(cell, "completed", cfg.steps)
