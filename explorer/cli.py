@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from explorer import __version__
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lstm-explorer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
+        if importlib.util.find_spec(f"explorer.commands.{name}") is None:
+            continue  # not built yet
         module = importlib.import_module(f"explorer.commands.{name}")
         p = sub.add_parser(name, help=help_text, description=module.__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     module = getattr(args, "_module", None)
     if module is None:
-        module = importlib.import_module("explorer.commands.replay")
-        args = parser.parse_args(["replay", *(argv or sys.argv[1:])])
+        if importlib.util.find_spec("explorer.commands.replay") is None:
+            parser.print_help()
+            return 0
+        args = parser.parse_args(["replay"])
+        module = args._module
     try:
         return int(module.run(args) or 0)
     except _user_errors() as exc:

@@ -21,8 +21,10 @@ def backend(name: str = "cpu"):
 
         return CpuBackend()
     if name == "cuda":
-        from kernels.gpu import CudaBackend  # noqa: F401  (added by the CUDA backend)
-
+        try:
+            from kernels.gpu import CudaBackend
+        except ImportError as exc:
+            raise BackendUnavailable(f"the CUDA backend is not installed ({exc})") from exc
         return CudaBackend()
     raise BackendUnavailable(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
 

@@ -110,6 +110,10 @@ class CpuBackend:
         """A trainable model (recurrent layer + readout + optimizer); see :class:`CpuModel`."""
         return CpuModel(cell, params, **options)
 
+    def warm_up(self, cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=None) -> dict:
+        """Compile or load every kernel ``cells`` need; see :func:`warm_up`."""
+        return warm_up(cells, dtype, optimizer, progress)
+
 
 def _layer_arrays(params: dict, dtype):
     W_ih = np.ascontiguousarray(params["weight_ih"], dtype=dtype)
@@ -208,3 +212,45 @@ class CpuModel:
     def state(self) -> dict[str, np.ndarray]:
         """Copies of the current parameters (PyTorch layout, :data:`PARAM_KEYS`)."""
         return {name: v.copy() for name, v in self.params.items()}
+
+
+def compiled_kernels():
+    """Every CPU ``@njit`` dispatcher, for warm-up and cache statistics."""
+    from kernels import optim
+
+    return [cpu_lstm.lstm_forward, cpu_lstm.lstm_backward, cpu_rnn.rnn_forward, cpu_rnn.rnn_backward,
+            optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step]
+
+
+def warm_up(cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=None) -> dict:
+    """Compile (or load from the on-disk cache) every kernel a training run of ``cells`` needs.
+
+    ``progress(done, total, what)`` is called before each piece. Returns
+    ``{"seconds": float, "compiled": int, "cached": int}``: kernels compiled
+    from scratch vs loaded from the cache.
+    """
+    import time
+
+    from kernels.params import init_params
+
+    def counts():
+        hits = misses = 0
+        for k in compiled_kernels():
+            hits += sum(k.stats.cache_hits.values())
+            misses += sum(k.stats.cache_misses.values())
+        return hits, misses
+
+    hits0, misses0 = counts()
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    for done, cell in enumerate(cells):
+        if progress:
+            progress(done, len(cells), f"{cell} kernels")
+        model = CpuModel(cell, init_params(cell, 2, 3, 1, rng, dtype), loss_kind="mse_last",
+                         optimizer=optimizer)
+        model.step(np.zeros((2, 1, 2), dtype), np.zeros(1, dtype))
+        model.probe(np.zeros((2, 1, 2), dtype))
+    if progress:
+        progress(len(cells), len(cells), "done")
+    hits, misses = counts()
+    return {"seconds": time.perf_counter() - start, "compiled": misses - misses0, "cached": hits - hits0}
