@@ -1,0 +1,82 @@
+"""Export plots of a session (or sweep) file to PNG, SVG or CSV, with no display needed.
+
+One plot:   lstm-explorer export FILE --plot NAME --format png|svg|csv -o PATH
+All plots:  lstm-explorer export FILE --all -o DIR   (every plot in png, svg and csv,
+            or only --format's)
+
+CSV files hold the raw data behind the plot: one row per recorded step (loss,
+metric, param-grads), per probe (grad-heatmap, saturation) or per time step of
+the probe (grad-flow, gates). Probe plots show the newest probe unless --step.
+Runs on an offscreen Qt platform when there is no display.
+
+plot names:
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+
+from explorer.gui.names import FORMATS, PLOT_NAMES
+
+__doc__ += "".join(f"  {name:<13} {text}\n" for name, text in PLOT_NAMES.items())
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="session file (.h5) or sweep summary")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--plot", choices=list(PLOT_NAMES), metavar="NAME",
+                      help="the plot to export: " + ", ".join(PLOT_NAMES))
+    what.add_argument("--all", action="store_true", help="export every plot to the folder -o DIR")
+    p.add_argument("--format", choices=FORMATS, help="png | svg | csv (default: from -o's suffix; "
+                                                     "with --all: all three)")
+    p.add_argument("-o", "--out", required=True, metavar="PATH", help="output file (--plot) or folder (--all)")
+    p.add_argument("--width", type=int, help="image width in pixels (PNG/SVG; default depends on the plot)")
+    p.add_argument("--height", type=int, help="image height in pixels")
+    p.add_argument("--step", type=int, help="probe plots: the newest probe at or before this training step")
+    p.add_argument("--run", action="append", metavar="NAME", help="only these runs (repeatable; default all)")
+
+
+def _is_sweep(path: str) -> bool:
+    if importlib.util.find_spec("sessions.sweep") is None:
+        return False
+    from sessions.sweep import is_sweep_file
+
+    try:
+        return bool(is_sweep_file(path))
+    except Exception:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from explorer.errors import ConfigError
+
+    fmt = args.format
+    if args.plot and fmt is None:
+        suffix = os.path.splitext(args.out)[1].lower().lstrip(".")
+        if suffix not in FORMATS:
+            raise ConfigError(f"--format is needed: cannot tell the format from {args.out!r} "
+                              f"(use a .png, .svg or .csv name, or --format)")
+        fmt = suffix
+    for name, v in (("--width", args.width), ("--height", args.height)):
+        if v is not None and not 16 <= v <= 16384:
+            raise ConfigError(f"{name} must be from 16 to 16384 pixels, got {v}")
+    if _is_sweep(args.file):
+        from explorer.gui.export import ensure_app
+        from explorer.gui.sweep_view import export_plot as export_sweep
+
+        ensure_app()
+        export_sweep(args.file, None if args.all else args.plot, fmt, args.out)
+        print(f"exported {args.file} to {args.out}")
+        return 0
+    from explorer.gui.export import DEFAULT_SIZE, export_file
+
+    size = None
+    if args.plot and (args.width or args.height):
+        w0, h0 = DEFAULT_SIZE[args.plot]
+        size = (args.width or w0, args.height or h0)
+    written = export_file(args.file, None if args.all else args.plot, fmt, args.out, size=size,
+                          step=args.step, runs_filter=args.run)
+    for path in written:
+        print(path)
+    return 0

@@ -1,0 +1,64 @@
+"""Start the window: the display check, the QApplication and :func:`main`."""
+from __future__ import annotations
+
+import ctypes.util
+import os
+import sys
+
+NO_DISPLAY_HELP = ("no display found (DISPLAY and WAYLAND_DISPLAY are unset): run the window on a desktop "
+                   "or under a virtual display (xvfb-run lstm-explorer), set QT_QPA_PLATFORM=offscreen to run "
+                   "it without showing anything, or use the headless commands (lstm-explorer train / export / info)")
+
+
+def display_available() -> bool:
+    """True when Qt can open windows here (or QT_QPA_PLATFORM names a non-X platform)."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform and not platform.startswith(("xcb", "wayland")):
+        return True   # offscreen, minimal, vnc, eglfs, cocoa, windows...
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def display_problem() -> str | None:
+    """One line saying why the window cannot open here, or None."""
+    if not display_available():
+        return NO_DISPLAY_HELP
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if sys.platform.startswith("linux") and not platform and not os.environ.get("WAYLAND_DISPLAY"):
+        # Qt's xcb plugin aborts the process without libxcb-cursor (Qt >= 6.5)
+        if ctypes.util.find_library("xcb-cursor") is None:
+            return ("the X11 display needs the system library libxcb-cursor0, which is not installed "
+                    "(Debian/Ubuntu: apt-get install libxcb-cursor0); or set QT_QPA_PLATFORM=offscreen, "
+                    "or use the headless commands (lstm-explorer train / export / info)")
+    return None
+
+
+def make_app(argv=None):
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication(list(argv or ["lstm-explorer"]))
+        app.setApplicationName("lstm-explorer")
+        app.setOrganizationName("lstm-explorer")
+        app.setApplicationDisplayName("LSTM Explorer")
+    return app
+
+
+def main(files=(), exec_loop: bool = True) -> int:
+    """Open the window (and ``files`` for replay); returns the exit code of the event loop."""
+    problem = display_problem()
+    if problem:
+        print(f"lstm-explorer: {problem}", file=sys.stderr)
+        return 2
+    app = make_app(sys.argv[:1])
+    from explorer.gui.window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    if files:
+        window.open_files(list(files))
+    if not exec_loop:
+        return 0
+    return int(app.exec())

@@ -1,0 +1,162 @@
+"""Qt-free in-memory runs fed by trainer records, read like ``sessions.Run``.
+
+The plots draw a live training run and a replayed session file through one
+code path: both offer ``scalar(name)``, ``probe_steps``, ``probe(i)``,
+``probe_series(name)`` and the run attributes (``cell``, ``baseline``, ...).
+:class:`LiveSession` holds the :class:`LiveRun` of each cell and is fed, on the
+GUI thread, with the batches of records the worker forwards.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from explorer.training import PARAM_GRAD_NAMES, ProbeRecord, RunInfo, StatusRecord, StepRecord
+
+SCALARS = ("loss", "metric", "grad_norm", "wall_time") + tuple(f"grad_norm/{p}" for p in PARAM_GRAD_NAMES)
+
+
+class _Growable:
+    """An append-only float64/int64 column with amortised doubling."""
+
+    def __init__(self, dtype, row_shape: tuple[int, ...] = ()):
+        self._a = np.empty((64,) + row_shape, dtype=dtype)
+        self.n = 0
+
+    def append(self, value) -> None:
+        if self.n == self._a.shape[0]:
+            bigger = np.empty((2 * self.n,) + self._a.shape[1:], dtype=self._a.dtype)
+            bigger[: self.n] = self._a[: self.n]
+            self._a = bigger
+        self._a[self.n] = value
+        self.n += 1
+
+    def view(self) -> np.ndarray:
+        return self._a[: self.n]
+
+
+class LiveRun:
+    """One cell's run as it trains; the read API mirrors :class:`sessions.Run`."""
+
+    def __init__(self, info: RunInfo, config: dict[str, Any]):
+        self.name = info.cell
+        self.cell = info.cell
+        self.config = dict(config)
+        self.param_count = info.param_count
+        self.length = info.length
+        self.hidden = info.hidden
+        self.n_gates = info.n_gates
+        self.metric_name = info.metric_name
+        self.higher_is_better = info.higher_is_better
+        self.baseline = {"loss": float(info.baseline_loss), "metric": float(info.baseline_metric)}
+        self.status = "running"
+        self.message = ""
+        self.params = None
+        self.scalar_names = list(SCALARS)
+        self._step = _Growable(np.int64)
+        self._time = _Growable(np.float64)
+        self._values = _Growable(np.float64, (len(SCALARS),))
+        self._probes: list[dict[str, Any]] = []
+        self._probe_gn = _Growable(np.float32, (info.length,))
+        self._probe_sat = _Growable(np.float32, (4,))
+        self._probe_step = _Growable(np.int64)
+
+    # -- feeding -------------------------------------------------------------------------------
+    def add(self, rec) -> None:
+        if isinstance(rec, StepRecord):
+            self._step.append(rec.step)
+            self._time.append(rec.wall_time)
+            row = [rec.loss, rec.metric, rec.grad_norm, rec.wall_time]
+            row += [rec.param_grad_norms.get(p, math.nan) for p in PARAM_GRAD_NAMES]
+            self._values.append(row)
+        elif isinstance(rec, ProbeRecord):
+            time = float(self._time.view()[-1]) if self._time.n else 0.0
+            self._probes.append({"step": int(rec.step), "time": time, "grad_norm_t": rec.grad_norm_t,
+                                 "h": rec.h, "gates": rec.gates, "c": rec.c, "saturation": rec.saturation})
+            self._probe_step.append(rec.step)
+            self._probe_gn.append(rec.grad_norm_t)
+            if rec.saturation is not None:
+                self._probe_sat.append(rec.saturation)
+        elif isinstance(rec, StatusRecord):
+            self.status, self.message = rec.status, rec.message
+
+    # -- reading (same names as sessions.Run) --------------------------------------------------
+    def __len__(self) -> int:
+        return self._step.n
+
+    n_rows = property(__len__)
+
+    @property
+    def steps(self) -> int:
+        return int(self._step.view()[-1]) if self._step.n else 0
+
+    def scalar(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        try:
+            j = SCALARS.index(name)
+        except ValueError:
+            raise KeyError(f"run {self.name!r} has no scalar series {name!r} (has: {', '.join(SCALARS)})") from None
+        return self._step.view(), self._time.view(), self._values.view()[:, j]
+
+    @property
+    def n_probes(self) -> int:
+        return len(self._probes)
+
+    @property
+    def probe_steps(self) -> np.ndarray:
+        return self._probe_step.view()
+
+    def probe(self, i: int) -> dict[str, Any]:
+        return dict(self._probes[i])
+
+    def probe_series(self, name: str) -> np.ndarray:
+        if name == "grad_norm_t":
+            return self._probe_gn.view()
+        if name == "saturation":
+            if not self.n_gates:
+                raise KeyError(f"run {self.name!r} ({self.cell}) has no probe array 'saturation'")
+            return self._probe_sat.view()
+        if name == "step":
+            return self._probe_step.view()
+        if name in ("h", "c", "gates"):
+            if name != "h" and not self.n_gates:
+                raise KeyError(f"run {self.name!r} ({self.cell}) has no probe array {name!r}")
+            return np.stack([p[name] for p in self._probes]) if self._probes else np.empty((0,))
+        raise KeyError(f"unknown probe array {name!r}")
+
+
+class LiveSession:
+    """The runs of a training in progress, plus the session file it is recorded to."""
+
+    live = True
+
+    def __init__(self, runs: list[RunInfo], config: dict[str, Any], path: str | None = None):
+        self.path = path
+        self._runs = {info.cell: LiveRun(info, config) for info in runs}
+        #: bumped on every fed batch so views redraw only when something changed
+        self.version = 0
+
+    @property
+    def run_names(self) -> list[str]:
+        return list(self._runs)
+
+    @property
+    def runs(self) -> list[LiveRun]:
+        return list(self._runs.values())
+
+    def run(self, name: str) -> LiveRun:
+        return self._runs[name]
+
+    def feed(self, records) -> None:
+        for rec in records:
+            run = self._runs.get(rec.cell)
+            if run is not None:
+                run.add(rec)
+        self.version += 1
+
+    def refresh(self) -> None:  # the same API as sessions.Session
+        pass
+
+    def close(self) -> None:
+        pass

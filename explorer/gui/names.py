@@ -1,0 +1,13 @@
+"""Names of the exportable plots (Qt-free, so ``lstm-explorer export --help`` stays fast)."""
+
+#: export name -> one-line description (listed in ``lstm-explorer export --help``)
+PLOT_NAMES = {
+    "loss": "training loss vs step, both cells, EMA-smoothed, with the chance baseline",
+    "metric": "task metric (MSE or accuracy) vs step, with the chance baseline",
+    "grad-flow": "log10 ||dL/dh_t|| vs t at the selected probe, per cell",
+    "grad-heatmap": "log10 ||dL/dh_t|| over training step x t, per cell (vanishing gradients)",
+    "gates": "LSTM i, f, g, o and c_t, and the RNN h_t, on the probe sequence (t x unit)",
+    "saturation": "fraction of LSTM gate values below 0.1 or above 0.9, per gate, vs step",
+    "param-grads": "gradient L2 norm per parameter vs step, per cell",
+}
+FORMATS = ("png", "svg", "csv")

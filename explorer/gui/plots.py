@@ -1,0 +1,646 @@
+"""The plot panels: one :class:`PlotGroup` per exportable plot name, and :class:`SessionView`.
+
+Every group draws from run objects with the ``sessions.Run`` read API (a replayed
+file) or :class:`explorer.gui.data.LiveRun` (a training in progress) — the same
+code path. Plot items are created once and updated with ``setData`` from the
+view's timer; curves use peak downsampling and clip-to-view.
+
+Plot names (stable; used by the context menus, File > Export all and
+``lstm-explorer export --plot``): see :data:`PLOT_NAMES`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from explorer.gui.names import PLOT_NAMES
+from explorer.training import PARAM_GRAD_NAMES
+
+pg.setConfigOptions(background="w", foreground="k", antialias=False, imageAxisOrder="row-major")
+
+
+#: consistent colours everywhere: RNN orange, LSTM blue
+CELL_COLORS = {"rnn": "#e8601c", "lstm": "#1f6fb4"}
+GATE_NAMES = ("i", "f", "g", "o")
+GATE_COLORS = {"i": "#7b3294", "f": "#1b9e3e", "g": "#a6611a", "o": "#d01c8b"}
+PARAM_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+BASELINE_PEN = pg.mkPen("#555555", width=1, style=QtCore.Qt.PenStyle.DashLine)
+SEQ_CMAP = "viridis"
+DIV_CMAP = "CET-D1"
+
+
+def cell_color(cell: str) -> str:
+    return CELL_COLORS.get(cell, "#444444")
+
+
+def cell_label(run) -> str:
+    return run.cell.upper() if run.name == run.cell else f"{run.cell.upper()} ({run.name})"
+
+
+def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
+    """TensorBoard's debiased exponential moving average (``smoothing`` in [0, 1))."""
+    v = np.asarray(values, dtype=np.float64)
+    if smoothing <= 0 or v.size == 0:
+        return v
+    from scipy.signal import lfilter
+
+    a = float(smoothing)
+    finite = np.isfinite(v)
+    x = np.where(finite, v, 0.0)
+    num = lfilter([1 - a], [1, -a], x)
+    den = lfilter([1 - a], [1, -a], finite.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den
+    out[~finite] = np.nan
+    return out
+
+
+def log10_safe(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(np.maximum(a, 1e-30))
+
+
+def _style_curve(item: pg.PlotDataItem) -> pg.PlotDataItem:
+    item.setDownsampling(auto=True, method="peak")
+    item.setClipToView(True)
+    return item
+
+
+class PlotGroup(pg.GraphicsLayoutWidget):
+    """One named, exportable figure (one or several plots in a graphics layout)."""
+
+    name = ""
+    title = ""
+    uses_probes = False   # redraw when the selected probe changes
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setMinimumSize(240, 180)
+        self.export_handler = None   # callable(name, fmt) set by the view
+        self.plots: list[pg.PlotItem] = []
+        self.has_data = False
+
+    def add_plot(self, row: int, col: int, title: str, xlabel: str, ylabel: str, **kw) -> pg.PlotItem:
+        p = self.addPlot(row=row, col=col, title=title, **kw)
+        p.setLabel("bottom", xlabel)
+        p.setLabel("left", ylabel)
+        p.showGrid(x=True, y=True, alpha=0.2)
+        self._add_export_menu(p)
+        self.plots.append(p)
+        return p
+
+    def _add_export_menu(self, plot: pg.PlotItem) -> None:
+        menu = plot.vb.menu
+        menu.addSeparator()
+        sub = menu.addMenu(f"Export “{self.name}”")
+        for fmt in ("png", "svg", "csv"):
+            act = sub.addAction(f"as {fmt.upper()}…")
+            act.triggered.connect(lambda _=False, f=fmt: self.export_handler and self.export_handler(self.name, f))
+
+    # -- subclasses ------------------------------------------------------------------------------
+    def draw(self, runs: list, probes: dict[str, dict | None], settings: dict) -> None:
+        raise NotImplementedError
+
+    def csv_table(self, runs: list, probes: dict[str, dict | None]) -> tuple[list[str], list[list]]:
+        """Header and rows of the data behind the plot (raw values, not smoothed)."""
+        raise NotImplementedError
+
+
+def _wide_table(runs: list, series: list[tuple[str, Any, str]]) -> tuple[list[str], list[list]]:
+    """Rows keyed by step: ``series`` is [(column, run, scalar name)]; missing cells are empty."""
+    columns = []
+    all_steps = []
+    for col, run, sname in series:
+        step, _, value = run.scalar(sname)
+        columns.append((col, dict(zip(step.tolist(), value.tolist()))))
+        all_steps.append(step)
+    steps = np.unique(np.concatenate(all_steps)) if all_steps else np.empty(0, np.int64)
+    header = ["step"] + [c for c, _ in columns]
+    rows = [[int(s)] + [m.get(int(s), "") for _, m in columns] for s in steps]
+    return header, rows
+
+
+class ScalarGroup(PlotGroup):
+    """A per-step scalar of every run (loss or metric) with EMA smoothing and the chance baseline."""
+
+    scalar = "loss"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = self.add_plot(0, 0, self.title, "training step", self.ylabel())
+        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.raw: dict[str, pg.PlotDataItem] = {}
+        self.smooth: dict[str, pg.PlotDataItem] = {}
+        self.baseline = self.plot.plot([], [], pen=BASELINE_PEN, name="chance")
+        self._log = False
+
+    def ylabel(self) -> str:
+        return "loss"
+
+    def _curves(self, run):
+        if run.name not in self.raw:
+            c = pg.mkColor(cell_color(run.cell))
+            faint = pg.mkColor(c)
+            faint.setAlpha(70)
+            self.raw[run.name] = _style_curve(self.plot.plot([], [], pen=pg.mkPen(faint, width=1)))
+            self.smooth[run.name] = _style_curve(self.plot.plot([], [], pen=pg.mkPen(c, width=2), name=cell_label(run)))
+        return self.raw[run.name], self.smooth[run.name]
+
+    def draw(self, runs, probes, settings) -> None:
+        log = bool(settings.get("log", False))
+        if log != self._log:
+            self._log = log
+            self.plot.setLogMode(False, log)
+        smoothing = float(settings.get("smoothing", 0.6))
+        last = 1
+        for run in runs:
+            raw, smooth = self._curves(run)
+            step, _, value = run.scalar(self.scalar)
+            if step.size == 0:
+                continue
+            raw.setData(step, value)
+            smooth.setData(step, ema(value, smoothing))
+            last = max(last, int(step[-1]))
+            self.has_data = True
+        if runs:
+            b = runs[0].baseline["loss" if self.scalar == "loss" else "metric"]
+            if math.isfinite(b):
+                self.baseline.setData([0, last], [b, b])
+
+    def csv_table(self, runs, probes):
+        return _wide_table(runs, [(f"{r.name}_{self.scalar}", r, self.scalar) for r in runs])
+
+
+class LossGroup(ScalarGroup):
+    name, title, scalar = "loss", "Loss", "loss"
+
+    def ylabel(self) -> str:
+        return "loss (task loss, per batch)"
+
+
+class MetricGroup(ScalarGroup):
+    name, title, scalar = "metric", "Task metric", "metric"
+
+    def ylabel(self) -> str:
+        return "metric (MSE: lower is better; accuracy: fraction)"
+
+    def draw(self, runs, probes, settings) -> None:
+        super().draw(runs, probes, settings)
+        if runs:
+            r = runs[0]
+            better = "higher" if r.higher_is_better else "lower"
+            self.plot.setLabel("left", f"{r.metric_name} ({better} is better)")
+
+
+class GradFlowGroup(PlotGroup):
+    """log10 ‖∂L/∂h_t‖ against t at the selected probe of each run."""
+
+    name, title, uses_probes = "grad-flow", "Gradient flow through time", True
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = self.add_plot(0, 0, self.title, "time step t", "log10 ‖∂L/∂h_t‖")
+        self.legend = self.plot.addLegend(offset=(10, 10))
+        self.curves: dict[str, pg.PlotDataItem] = {}
+
+    def draw(self, runs, probes, settings) -> None:
+        steps = []
+        for run in runs:
+            p = probes.get(run.name)
+            if run.name not in self.curves:
+                self.curves[run.name] = self.plot.plot([], [], pen=pg.mkPen(cell_color(run.cell), width=2),
+                                                       name=cell_label(run))
+            if p is None:
+                continue
+            g = p["grad_norm_t"]
+            self.curves[run.name].setData(np.arange(g.shape[0]), log10_safe(g))
+            steps.append(f"{cell_label(run)} @ step {p['step']}")
+            self.has_data = True
+        self.plot.setTitle(f"{self.title}" + (f" — {', '.join(steps)}" if steps else ""))
+
+    def csv_table(self, runs, probes):
+        cols = [(r, probes.get(r.name)) for r in runs if probes.get(r.name) is not None]
+        L = max((p["grad_norm_t"].shape[0] for _, p in cols), default=0)
+        header = ["t"] + [f"{r.name}_grad_norm_at_step_{p['step']}" for r, p in cols]
+        rows = [[t] + [float(p["grad_norm_t"][t]) if t < p["grad_norm_t"].shape[0] else "" for _, p in cols]
+                for t in range(L)]
+        return header, rows
+
+
+class _Heatmap:
+    """An ImageItem with a colour bar inside a plot."""
+
+    def __init__(self, plot: pg.PlotItem, cmap: str, levels=(0.0, 1.0), label: str = ""):
+        self.plot = plot
+        self.image = pg.ImageItem()
+        plot.addItem(self.image)
+        self.bar = pg.ColorBarItem(values=levels, colorMap=pg.colormap.get(cmap), interactive=False,
+                                   width=12, label=label)
+        self.bar.setImageItem(self.image, insert_in=plot)
+
+    def set(self, data: np.ndarray, rect: tuple[float, float, float, float], levels) -> None:
+        data = np.asarray(data, dtype=np.float32)
+        self.image.setImage(np.nan_to_num(data, nan=float(levels[0])), autoLevels=False)
+        self.bar.setLevels(values=levels)
+        self.image.setRect(QtCore.QRectF(*rect))
+
+
+class GradHeatmapGroup(PlotGroup):
+    """log10 ‖∂L/∂h_t‖ over (training step × t), one heatmap per run."""
+
+    name, title = "grad-heatmap", "Gradient flow over training"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.maps: dict[str, _Heatmap] = {}
+
+    def draw(self, runs, probes, settings) -> None:
+        data = {}
+        for run in runs:
+            if run.name not in self.maps:
+                p = self.add_plot(0, len(self.maps), f"{cell_label(run)}: log10 ‖∂L/∂h_t‖",
+                                  "time step t", "training step")
+                self.maps[run.name] = _Heatmap(p, "inferno", label="")
+            gn = np.asarray(run.probe_series("grad_norm_t"), dtype=np.float64)
+            if gn.shape[0]:
+                data[run.name] = (log10_safe(gn), np.asarray(run.probe_steps))
+        finite = [d[np.isfinite(d)] for d, _ in data.values()]
+        finite = [f for f in finite if f.size]
+        if not finite:
+            return
+        lo = float(min(f.min() for f in finite))
+        hi = float(max(f.max() for f in finite))
+        if hi <= lo:
+            hi = lo + 1.0
+        for name, (d, steps) in data.items():
+            P, L = d.shape
+            s0, s1 = float(steps[0]), float(steps[-1])
+            height = (s1 - s0) * P / max(P - 1, 1) if P > 1 else 1.0
+            self.maps[name].set(d, (0.0, s0, float(L), max(height, 1.0)), (lo, hi))
+            self.has_data = True
+
+    def csv_table(self, runs, probes):
+        L = max((r.length for r in runs), default=0)
+        header = ["run", "step"] + [f"t{t}" for t in range(L)]
+        rows = []
+        for run in runs:
+            gn = np.asarray(run.probe_series("grad_norm_t"))
+            for s, row in zip(np.asarray(run.probe_steps).tolist(), gn):
+                rows.append([run.name, int(s)] + [float(v) for v in row])
+        return header, rows
+
+
+class GatesGroup(PlotGroup):
+    """LSTM gates i, f, g, o and cell state c_t, and the RNN's h_t, on the probe sequence (t × unit)."""
+
+    name, title, uses_probes = "gates", "Inside the cells on the probe sequence", True
+    PANELS = (("lstm", "i", "LSTM input gate i", SEQ_CMAP, (0.0, 1.0)),
+              ("lstm", "f", "LSTM forget gate f", SEQ_CMAP, (0.0, 1.0)),
+              ("lstm", "o", "LSTM output gate o", SEQ_CMAP, (0.0, 1.0)),
+              ("lstm", "g", "LSTM candidate g", DIV_CMAP, (-1.0, 1.0)),
+              ("lstm", "c", "LSTM cell state c_t", DIV_CMAP, None),
+              ("rnn", "h", "RNN hidden state h_t", DIV_CMAP, (-1.0, 1.0)))
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.maps: dict[tuple[str, str], _Heatmap] = {}
+        for k, (cell, q, title, cmap, levels) in enumerate(self.PANELS):
+            p = self.add_plot(k // 3, k % 3, title, "time step t", "unit")
+            self.maps[(cell, q)] = _Heatmap(p, cmap, levels or (-1.0, 1.0))
+
+    def _arrays(self, runs, probes):
+        """(cell, quantity) -> (array (L, H), step) for the selected probes."""
+        out = {}
+        for run in runs:
+            p = probes.get(run.name)
+            if p is None:
+                continue
+            if run.cell == "lstm" and p.get("gates") is not None:
+                for j, q in enumerate(GATE_NAMES):
+                    out.setdefault(("lstm", q), (p["gates"][j], p["step"]))
+                out.setdefault(("lstm", "c"), (p["c"], p["step"]))
+            if run.cell == "rnn":
+                out.setdefault(("rnn", "h"), (p["h"], p["step"]))
+        return out
+
+    def draw(self, runs, probes, settings) -> None:
+        for (cell, q, title, cmap, levels) in self.PANELS:
+            got = self._arrays(runs, probes).get((cell, q))
+            if got is None:
+                continue
+            a, step = got
+            a = np.asarray(a, dtype=np.float32)
+            L, H = a.shape
+            if levels is None:
+                m = float(np.nanmax(np.abs(a))) if a.size else 1.0
+                levels = (-max(m, 1e-6), max(m, 1e-6))
+            hm = self.maps[(cell, q)]
+            hm.set(a.T, (0.0, 0.0, float(L), float(H)), levels)
+            hm.plot.setTitle(f"{title} (step {step})")
+            self.has_data = True
+
+    def csv_table(self, runs, probes):
+        arrays = self._arrays(runs, probes)
+        H = max((a.shape[1] for a, _ in arrays.values()), default=0)
+        header = ["cell", "quantity", "step", "t"] + [f"unit{u}" for u in range(H)]
+        rows = []
+        for (cell, q, *_rest) in self.PANELS:
+            if (cell, q) not in arrays:
+                continue
+            a, step = arrays[(cell, q)]
+            for t, row in enumerate(np.asarray(a, dtype=np.float64)):
+                rows.append([cell, q, int(step), t] + [float(v) for v in row])
+        return header, rows
+
+
+class SaturationGroup(PlotGroup):
+    """Fraction of saturated LSTM gate values over training, per gate."""
+
+    name, title = "saturation", "LSTM gate saturation"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = self.add_plot(0, 0, self.title + " (value < 0.1 or > 0.9)", "training step",
+                                  "fraction saturated")
+        self.plot.setYRange(0, 1)
+        self.legend = self.plot.addLegend(offset=(10, 10))
+        self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
+
+    def draw(self, runs, probes, settings) -> None:
+        lstms = [r for r in runs if r.n_gates]
+        for run in lstms:
+            sat = np.asarray(run.probe_series("saturation"), dtype=np.float64)
+            steps = np.asarray(run.probe_steps)[: sat.shape[0]]
+            for j, g in enumerate(GATE_NAMES):
+                key = (run.name, g)
+                if key not in self.curves:
+                    label = f"{g}" if len(lstms) == 1 else f"{run.name} {g}"
+                    self.curves[key] = self.plot.plot([], [], pen=pg.mkPen(GATE_COLORS[g], width=2), name=label,
+                                                      symbol="o", symbolSize=4, symbolBrush=GATE_COLORS[g],
+                                                      symbolPen=None)
+                if sat.shape[0]:
+                    self.curves[key].setData(steps, sat[:, j])
+                    self.has_data = True
+
+    def csv_table(self, runs, probes):
+        header, rows = ["run", "step"] + list(GATE_NAMES), []
+        for run in runs:
+            if not run.n_gates:
+                continue
+            sat = np.asarray(run.probe_series("saturation"))
+            for s, row in zip(np.asarray(run.probe_steps).tolist(), sat):
+                rows.append([run.name, int(s)] + [float(v) for v in row])
+        return header, rows
+
+
+class ParamGradsGroup(PlotGroup):
+    """Gradient L2 norm per parameter over training, one plot per run."""
+
+    name, title = "param-grads", "Gradient norm per parameter"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.subplots: dict[str, pg.PlotItem] = {}
+        self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
+
+    def draw(self, runs, probes, settings) -> None:
+        for run in runs:
+            if run.name not in self.subplots:
+                p = self.add_plot(0, len(self.subplots), f"{cell_label(run)}: ‖∂L/∂θ‖ per parameter",
+                                  "training step", "gradient L2 norm (log scale)")
+                p.setLogMode(False, True)
+                p.addLegend(offset=(-10, 10))
+                self.subplots[run.name] = p
+            p = self.subplots[run.name]
+            for k, param in enumerate(PARAM_GRAD_NAMES):
+                key = (run.name, param)
+                sname = f"grad_norm/{param}"
+                if sname not in run.scalar_names:
+                    continue
+                if key not in self.curves:
+                    self.curves[key] = _style_curve(p.plot([], [], pen=pg.mkPen(PARAM_COLORS[k], width=1), name=param))
+                step, _, value = run.scalar(sname)
+                if step.size:
+                    self.curves[key].setData(step, value)
+                    self.has_data = True
+
+    def csv_table(self, runs, probes):
+        series = [(f"{r.name}_{p}", r, f"grad_norm/{p}") for r in runs for p in PARAM_GRAD_NAMES
+                  if f"grad_norm/{p}" in r.scalar_names]
+        return _wide_table(runs, series)
+
+
+GROUP_CLASSES = (LossGroup, MetricGroup, GradFlowGroup, GradHeatmapGroup, GatesGroup, SaturationGroup,
+                 ParamGradsGroup)
+assert tuple(c.name for c in GROUP_CLASSES) == tuple(PLOT_NAMES)
+
+
+class SessionView(QtWidgets.QWidget):
+    """All plot groups for one session (live or replayed), a probe slider and a play button.
+
+    ``session`` is a ``sessions.Session`` or an :class:`explorer.gui.data.LiveSession`.
+    Call :meth:`refresh` from a timer: it redraws only what changed.
+    """
+
+    probe_changed = QtCore.Signal(int)
+
+    def __init__(self, session, parent=None, follow_file: bool = False):
+        super().__init__(parent)
+        self.session = session
+        self.follow_file = follow_file
+        self.groups: dict[str, PlotGroup] = {c.name: c() for c in GROUP_CLASSES}
+        self.settings = {"smoothing": 0.6, "log": False}
+        self._drawn_key = None
+        self._drawn_probe_key = None
+        self._follow_latest = True
+        self._last_file_refresh = 0.0
+        self.export_handler = None
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        bar = QtWidgets.QHBoxLayout()
+        self.log_box = QtWidgets.QCheckBox("log scale")
+        self.log_box.setToolTip("logarithmic y axis for loss and metric")
+        self.log_box.toggled.connect(self._on_log)
+        bar.addWidget(self.log_box)
+        bar.addWidget(QtWidgets.QLabel("smoothing"))
+        self.smooth_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.smooth_slider.setRange(0, 99)
+        self.smooth_slider.setValue(60)
+        self.smooth_slider.setMaximumWidth(160)
+        self.smooth_slider.setToolTip("EMA smoothing of loss and metric, as in TensorBoard (0 = raw)")
+        self.smooth_slider.valueChanged.connect(self._on_smoothing)
+        bar.addWidget(self.smooth_slider)
+        self.smooth_label = QtWidgets.QLabel("0.60")
+        bar.addWidget(self.smooth_label)
+        bar.addStretch(1)
+        self.info_label = QtWidgets.QLabel("")
+        bar.addWidget(self.info_label)
+        layout.addLayout(bar)
+
+        self.tabs = QtWidgets.QTabWidget()
+        g = self.groups
+        self.tabs.addTab(self._grid([[g["loss"], g["metric"]], [g["grad-flow"], g["grad-heatmap"]]]),
+                         "Loss && gradient flow")
+        self.tabs.addTab(self._grid([[g["gates"]]]), "LSTM internals")
+        self.tabs.addTab(self._grid([[g["saturation"], g["param-grads"]]]), "Saturation && parameter gradients")
+        layout.addWidget(self.tabs, 1)
+
+        probe_bar = QtWidgets.QHBoxLayout()
+        self.play_button = QtWidgets.QToolButton()
+        self.play_button.setText("▶")
+        self.play_button.setCheckable(True)
+        self.play_button.setToolTip("play through the probe snapshots")
+        self.play_button.toggled.connect(self._on_play)
+        probe_bar.addWidget(self.play_button)
+        probe_bar.addWidget(QtWidgets.QLabel("probe"))
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 0)
+        self.slider.setToolTip("scrub through the probe snapshots: gate heatmaps and gradient flow at that step")
+        self.slider.valueChanged.connect(self._on_slider)
+        probe_bar.addWidget(self.slider, 1)
+        self.probe_label = QtWidgets.QLabel("no probe yet")
+        self.probe_label.setMinimumWidth(150)
+        probe_bar.addWidget(self.probe_label)
+        layout.addLayout(probe_bar)
+
+        self._play_timer = QtCore.QTimer(self)
+        self._play_timer.setInterval(150)
+        self._play_timer.timeout.connect(self._play_tick)
+        for grp in self.groups.values():
+            grp.export_handler = self._export
+
+    # -- layout helpers --------------------------------------------------------------------------
+    @staticmethod
+    def _grid(rows) -> QtWidgets.QWidget:
+        w = QtWidgets.QWidget()
+        grid = QtWidgets.QGridLayout(w)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(4)
+        for r, row in enumerate(rows):
+            for c, item in enumerate(row):
+                grid.addWidget(item, r, c)
+        return w
+
+    def _export(self, name: str, fmt: str) -> None:
+        if self.export_handler is not None:
+            self.export_handler(self, name, fmt)
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def runs(self) -> list:
+        return self.session.runs
+
+    def reference_steps(self) -> np.ndarray:
+        """Probe steps of the run with the most probes (the slider's positions)."""
+        best = np.empty(0, np.int64)
+        for run in self.runs:
+            s = np.asarray(run.probe_steps)
+            if s.shape[0] > best.shape[0]:
+                best = s
+        return best
+
+    def selected_probes(self) -> dict[str, dict | None]:
+        """Per run: the probe at the slider's step (the newest at or before it), or None."""
+        ref = self.reference_steps()
+        out: dict[str, dict | None] = {}
+        if ref.shape[0] == 0:
+            return {r.name: None for r in self.runs}
+        target = int(ref[min(self.slider.value(), ref.shape[0] - 1)])
+        for run in self.runs:
+            steps = np.asarray(run.probe_steps)
+            if steps.shape[0] == 0:
+                out[run.name] = None
+                continue
+            i = int(np.searchsorted(steps, target, side="right")) - 1
+            out[run.name] = run.probe(max(i, 0))
+        return out
+
+    def _data_key(self):
+        return tuple((r.name, len(r), int(np.asarray(r.probe_steps).shape[0]), r.status) for r in self.runs)
+
+    # -- slots -----------------------------------------------------------------------------------
+    def _on_log(self, on: bool) -> None:
+        self.settings["log"] = bool(on)
+        self.refresh(force=True)
+
+    def _on_smoothing(self, v: int) -> None:
+        self.settings["smoothing"] = v / 100.0
+        self.smooth_label.setText(f"{v / 100:.2f}")
+        self.refresh(force=True)
+
+    def _on_slider(self, v: int) -> None:
+        self._follow_latest = v >= self.slider.maximum()
+        self.refresh_probes()
+        self.probe_changed.emit(v)
+
+    def _on_play(self, on: bool) -> None:
+        self.play_button.setText("⏸" if on else "▶")
+        if on:
+            if self.slider.value() >= self.slider.maximum():
+                self.slider.setValue(0)
+            self._play_timer.start()
+        else:
+            self._play_timer.stop()
+
+    def _play_tick(self) -> None:
+        if self.slider.value() >= self.slider.maximum():
+            self.play_button.setChecked(False)
+        else:
+            self.slider.setValue(self.slider.value() + 1)
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> bool:
+        """Redraw what changed since the last call; returns True when something was drawn."""
+        if self.follow_file:
+            import time
+
+            now = time.monotonic()
+            if now - self._last_file_refresh > 1.0:
+                self._last_file_refresh = now
+                self.session.refresh()
+                if not getattr(self.session, "live", False):
+                    self.follow_file = False
+        key = self._data_key()
+        if key == self._drawn_key and not force:
+            return False
+        self._drawn_key = key
+        n = self.reference_steps().shape[0]
+        if n:
+            self.slider.blockSignals(True)
+            self.slider.setRange(0, n - 1)
+            if self._follow_latest:
+                self.slider.setValue(n - 1)
+            self.slider.blockSignals(False)
+        runs = self.runs
+        for grp in self.groups.values():
+            if not grp.uses_probes:
+                grp.draw(runs, {}, self.settings)
+        self.refresh_probes()
+        self._update_info()
+        return True
+
+    def refresh_probes(self) -> None:
+        probes = self.selected_probes()
+        ref = self.reference_steps()
+        if ref.shape[0]:
+            v = min(self.slider.value(), ref.shape[0] - 1)
+            self.probe_label.setText(f"step {int(ref[v])}  ({v + 1}/{ref.shape[0]})")
+        pkey = tuple((k, None if p is None else p["step"]) for k, p in probes.items())
+        if pkey == self._drawn_probe_key:
+            return
+        self._drawn_probe_key = pkey
+        for grp in self.groups.values():
+            if grp.uses_probes:
+                grp.draw(self.runs, probes, self.settings)
+
+    def _update_info(self) -> None:
+        parts = []
+        for run in self.runs:
+            parts.append(f"{cell_label(run)}: {run.status}, step {run.steps}, {run.param_count} params")
+        self.info_label.setText("   ".join(parts))

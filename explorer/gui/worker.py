@@ -1,0 +1,166 @@
+"""Training off the GUI thread: a QObject living in a QThread that iterates ``Trainer.run()``.
+
+The worker warms the kernels (reporting progress), records every record to the
+session file, and forwards the records to the GUI thread in batches — one signal
+every ~30 ms at most, never one per step. Pause, resume and stop call the
+Trainer's thread-safe methods directly from the GUI thread. The worker never
+touches a widget.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+
+from PySide6 import QtCore
+
+from explorer.training import StatusRecord
+
+#: forward records to the GUI at most this often (seconds)
+BATCH_INTERVAL_S = 0.03
+
+
+def make_recorder(path, config, runs, overwrite: bool = False):
+    """``explorer.recording.SessionRecorder`` (or a minimal stand-in while it is not installed)."""
+    try:
+        from explorer.recording import SessionRecorder
+    except ImportError:
+        return _SessionWriterRecorder(path, config, runs, overwrite=overwrite)
+    return SessionRecorder(path, config, runs, overwrite=overwrite)
+
+
+class _SessionWriterRecorder:
+    """Stand-in for SessionRecorder built directly on sessions.SessionWriter (same interface)."""
+
+    def __init__(self, path, config, runs, overwrite: bool = False):
+        from explorer import __version__
+        from explorer.training import PARAM_GRAD_NAMES
+        from sessions import SessionWriter
+
+        self.writer = SessionWriter(path, overwrite=overwrite, software_version=__version__)
+        self.path = self.writer.path
+        self._time = {}
+        for info in runs:
+            self.writer.add_run(info.cell, cell=info.cell, config=config.to_dict(), param_count=info.param_count,
+                                param_shapes=info.param_shapes, length=info.length, hidden=info.hidden,
+                                n_gates=info.n_gates, metric_name=info.metric_name,
+                                higher_is_better=info.higher_is_better, baseline_loss=info.baseline_loss,
+                                baseline_metric=info.baseline_metric, param_grad_names=list(PARAM_GRAD_NAMES),
+                                param_dtype=config.dtype)
+            self._time[info.cell] = 0.0
+        self.writer.start()
+
+    def record(self, rec) -> None:
+        from explorer.training import ProbeRecord, StepRecord
+
+        if isinstance(rec, StepRecord):
+            self._time[rec.cell] = rec.wall_time
+            self.writer.append_step(rec.cell, rec.step, rec.wall_time, rec.loss, rec.metric, rec.grad_norm,
+                                    rec.param_grad_norms)
+        elif isinstance(rec, ProbeRecord):
+            self.writer.append_probe(rec.cell, rec.step, self._time[rec.cell], rec.grad_norm_t, rec.h, rec.gates,
+                                     rec.c, rec.saturation)
+        elif isinstance(rec, StatusRecord):
+            self.writer.set_status(rec.cell, rec.status, rec.message, rec.step)
+
+    def finish(self, params: dict) -> None:
+        try:
+            for cell, p in params.items():
+                self.writer.write_params(cell, p)
+        finally:
+            self.writer.close()
+
+
+class TrainingWorker(QtCore.QObject):
+    """Runs one training; lives in its own QThread (see :func:`start_worker`).
+
+    Signals
+    -------
+    compiling(done, total, what) : kernel warm-up progress
+    compiled(info) : warm-up finished (dict from ``backend.warm_up``)
+    records(list) : a batch of StepRecord/ProbeRecord/StatusRecord, in order
+    finished(dict) : training ended; cell -> (status, message)
+    failed(str) : an exception ended the training (message, traceback in the log)
+    """
+
+    compiling = QtCore.Signal(int, int, str)
+    compiled = QtCore.Signal(object)
+    records = QtCore.Signal(object)
+    finished = QtCore.Signal(object)
+    failed = QtCore.Signal(str)
+
+    def __init__(self, trainer, recorder=None):
+        super().__init__()
+        self.trainer = trainer
+        self.recorder = recorder
+        self.statuses: dict[str, tuple[str, str]] = {}
+
+    # thread-safe controls (they only set the trainer's events)
+    def pause(self) -> None:
+        self.trainer.pause()
+
+    def resume(self) -> None:
+        self.trainer.resume()
+
+    def stop(self) -> None:
+        self.trainer.stop()
+
+    @QtCore.Slot()
+    def run(self) -> None:
+        trainer, cfg = self.trainer, self.trainer.config
+        batch: list = []
+        try:
+            warm = getattr(trainer.backend, "warm_up", None)
+            if warm is not None:
+                info = warm(cells=cfg.cells, dtype=cfg.dtype, optimizer=cfg.optimizer,
+                            progress=lambda d, t, w: self.compiling.emit(int(d), int(t), str(w)))
+                self.compiled.emit(info)
+            last = time.perf_counter()
+            for rec in trainer.run():
+                if self.recorder is not None:
+                    self.recorder.record(rec)
+                if isinstance(rec, StatusRecord):
+                    self.statuses[rec.cell] = (rec.status, rec.message)
+                batch.append(rec)
+                now = time.perf_counter()
+                if now - last >= BATCH_INTERVAL_S or isinstance(rec, StatusRecord):
+                    self.records.emit(batch)
+                    batch, last = [], now
+            if batch:
+                self.records.emit(batch)
+                batch = []
+            self._finish()
+            self.finished.emit(dict(self.statuses))
+        except Exception as exc:  # reported in a dialog; the window keeps running
+            traceback.print_exc()
+            if batch:
+                self.records.emit(batch)
+            try:
+                self._finish(failed=True)
+            except Exception:
+                traceback.print_exc()
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+
+    def _finish(self, failed: bool = False) -> None:
+        rec, self.recorder = self.recorder, None
+        if rec is None:
+            return
+        if failed:
+            for cell in self.trainer.config.cells:
+                if self.statuses.get(cell, ("running",))[0] == "running":
+                    try:
+                        rec.record(StatusRecord(cell, "stopped", 0, "training failed with an error"))
+                    except Exception:
+                        pass
+        rec.finish({c: self.trainer.state_dict(c) for c in self.trainer.config.cells})
+
+
+def start_worker(trainer, recorder, parent=None) -> tuple[QtCore.QThread, TrainingWorker]:
+    """Create the worker in a new QThread and start it; the caller connects the signals first
+    by passing them in via the returned objects before events are processed."""
+    thread = QtCore.QThread(parent)
+    worker = TrainingWorker(trainer, recorder)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit)
+    worker.failed.connect(thread.quit)
+    return thread, worker
