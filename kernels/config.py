@@ -1,21 +1,60 @@
-"""Every JIT setting of the project, in one place.
+"""Every JIT and threading setting of the project, in one place.
 
 CPU kernels are compiled with :data:`JIT` (``@njit(**JIT)``): cached on disk,
 GIL released so the GUI thread keeps running, and a fastmath flag set that
 allows reassociation and contraction (so gate loops vectorize) but *not*
 ``nnan``/``ninf``: a diverging run must still show up as NaN/inf.
 
+Threads: one owner of the cores. The batch-parallel kernels
+(:data:`PARALLEL_JIT`) split the batch over Numba's threads
+(``NUMBA_NUM_THREADS``, default: every core), and each thread calls BLAS on
+its own rows, so the BLAS that Numba uses (SciPy's OpenBLAS) is limited to
+one thread by :func:`own_the_threads`; otherwise the two pools oversubscribe
+the cores (measured 60-100x slower, PITFALLS.md). The ``threadsafe``
+threading layer lets the GUI's worker thread and the main thread both call
+parallel kernels.
+
 CUDA settings (threads per block, tile sizes) live here too, so tests can
 patch them small and launches span several blocks.
 """
+import os
+
+import numba
 
 #: fastmath flags without nnan/ninf, so NaN and inf propagate (PITFALLS.md)
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
 #: keyword arguments of every CPU kernel: ``@njit(**JIT)``
 JIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy", boundscheck=False)
+#: the batch-parallel drivers: ``@njit(**PARALLEL_JIT)`` with ``prange`` over batch chunks
+PARALLEL_JIT = dict(JIT, parallel=True)
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "threadsafe"
 
 #: CUDA: threads per block of 1-D element-wise launches
 CUDA_THREADS_PER_BLOCK = 256
 #: CUDA: edge of the square shared-memory tile of the matrix-product kernels
 CUDA_TILE = 16
+
+_owned = False
+
+
+def own_the_threads() -> None:
+    """Limit the BLAS that Numba calls (SciPy's OpenBLAS) to one thread per caller, once.
+
+    NumPy's own BLAS is left alone. Without threadpoolctl this is a no-op.
+    """
+    global _owned
+    if _owned:
+        return
+    _owned = True
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return
+    controller = ThreadpoolController()
+    for lib in controller.lib_controllers:
+        path = lib.filepath
+        if lib.internal_api == "openblas" and ("scipy.libs" in path or "scipy_openblas32" in path):
+            lib.set_num_threads(1)

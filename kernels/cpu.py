@@ -1,9 +1,11 @@
 """The CPU backend: NumPy in and out, Numba kernels underneath."""
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from kernels import cpu_lstm, cpu_rnn
+from kernels.config import own_the_threads
 from kernels.errors import KernelInputError
 from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
 from kernels.params import CELLS, PARAM_KEYS, check_params, flat_views, param_shapes
@@ -47,27 +49,30 @@ class _Workspace:
 
 
 def _run_forward(cell, W_ih, W_hh, b, x, ws: _Workspace) -> Forward:
-    W_hhT = np.ascontiguousarray(W_hh.T)
+    W_ihT, W_hhT = np.ascontiguousarray(W_ih.T), np.ascontiguousarray(W_hh.T)
     if cell == "lstm":
-        cpu_lstm.lstm_forward(x, W_ih, W_hhT, b, ws.h0, ws.c0, ws.h, ws.c, ws.gates)
+        cpu_lstm.lstm_forward(x, W_ihT, W_hhT, b, ws.h0, ws.c0, ws.h, ws.c, ws.gates, numba.get_num_threads())
     else:
-        cpu_rnn.rnn_forward(x, W_ih, W_hhT, b, ws.h0, ws.h)
+        cpu_rnn.rnn_forward(x, W_ihT, W_hhT, b, ws.h0, ws.h, numba.get_num_threads())
     return Forward(cell=cell, h=ws.h, c=ws.c, gates=ws.gates, h0=ws.h0, c0=ws.c0)
 
 
 def _run_backward(cell, W_ih, W_hh, x, fwd: Forward, dh, ws: _Workspace, dW_ih, dW_hh, db):
     if cell == "lstm":
         cpu_lstm.lstm_backward(x, W_ih, W_hh, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, ws.dz,
-                               ws.dh_norm, dW_ih, dW_hh, db, ws.dx, ws.dh0, ws.dc0)
+                               ws.dh_norm, dW_ih, dW_hh, db, ws.dx, ws.dh0, ws.dc0, numba.get_num_threads())
     else:
         cpu_rnn.rnn_backward(x, W_ih, W_hh, fwd.h0, fwd.h, dh, ws.dz, ws.dh_norm, dW_ih, dW_hh, db,
-                             ws.dx, ws.dh0)
+                             ws.dx, ws.dh0, numba.get_num_threads())
 
 
 class CpuBackend:
     """Numba ``@njit`` kernels on the CPU. Methods take and return NumPy arrays."""
 
     name = "cpu"
+
+    def __init__(self):
+        own_the_threads()
 
     def forward(self, cell: str, params: dict, x, h0=None, c0=None) -> Forward:
         """Run ``cell`` over ``x : (T, B, I)``; ``params`` in PyTorch layout (keys weight_ih, ...).
@@ -216,10 +221,10 @@ class CpuModel:
 
 def compiled_kernels():
     """Every CPU ``@njit`` dispatcher, for warm-up and cache statistics."""
-    from kernels import optim
+    from kernels import cpu_common, optim
 
     return [cpu_lstm.lstm_forward, cpu_lstm.lstm_backward, cpu_rnn.rnn_forward, cpu_rnn.rnn_backward,
-            optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step]
+            cpu_common.weight_gradients, optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step]
 
 
 def warm_up(cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=None) -> dict:

@@ -5,77 +5,93 @@ Shapes (PyTorch ``nn.RNN`` layout)::
     x : (T, B, I)    W_ih : (H, I)    W_hh : (H, H)    b : (H,) = b_ih + b_hh    h : (T, B, H)
 
 Equation: ``h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b)``. Same structure as
-kernels/cpu_lstm.py: one input projection for all steps, one product and one
-vectorizable loop per step, weight gradients as one product over all steps.
+kernels/cpu_lstm.py: batch chunks in parallel, each running the whole time
+loop with two small products and one vectorizable loop per step; weight
+gradients as one product over all (t, b) rows.
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from kernels.activations import tanh
-from kernels.config import JIT
+from kernels.config import JIT, PARALLEL_JIT
+from kernels.cpu_common import batch_chunks, weight_gradients
 
 
 @njit(**JIT)
-def rnn_forward(x, W_ih, W_hhT, b, h0, h):
-    """Run the RNN over the sequence, filling ``h`` in place.
-
-    Parameters
-    ----------
-    x : (T, B, I)
-    W_ih : (H, I)
-    W_hhT : (H, H)  the transpose of W_hh, C-contiguous
-    b : (H,)  b_ih + b_hh
-    h0 : (B, H)
-    h : (T, B, H)  output
-    """
-    T, B, I = x.shape
+def _forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
+    """:func:`rnn_forward` on batch rows ``b0:b1``."""
+    T = x.shape[0]
     H = h0.shape[1]
-    np.dot(x.reshape(T * B, I), W_ih.T, h.reshape(T * B, H))  # input projection of every step
-    rec = np.empty((B, H), dtype=x.dtype)
+    rec = np.empty((b1 - b0, H), dtype=x.dtype)
     for t in range(T):
-        np.dot(h0 if t == 0 else h[t - 1], W_hhT, rec)
-        for n in range(B):
-            z = h[t, n]
+        z_all = h[t, b0:b1]
+        np.dot(x[t, b0:b1], W_ihT, z_all)
+        np.dot(h0[b0:b1] if t == 0 else h[t - 1, b0:b1], W_hhT, rec)
+        for n in range(b1 - b0):
+            z = z_all[n]
             r = rec[n]
             for j in range(H):
                 z[j] = tanh(z[j] + r[j] + b[j])
 
 
+@njit(**PARALLEL_JIT)
+def rnn_forward(x, W_ihT, W_hhT, b, h0, h, n_threads):
+    """Run the RNN over the sequence, filling ``h`` in place.
+
+    Parameters
+    ----------
+    x : (T, B, I)
+    W_ihT : (I, H), W_hhT : (H, H)  transposed weights, C-contiguous
+    b : (H,)  b_ih + b_hh
+    h0 : (B, H)
+    h : (T, B, H)  output
+    n_threads : batch chunks run in parallel (``numba.get_num_threads()``)
+    """
+    bounds = batch_chunks(x.shape[1], n_threads)
+    for k in prange(bounds.size - 1):
+        _forward_rows(x, W_ihT, W_hhT, b, h0, h, bounds[k], bounds[k + 1])
+
+
 @njit(**JIT)
-def rnn_backward(x, W_ih, W_hh, h0, h, dh, dz, dh_norm, dW_ih, dW_hh, db, dx, dh0):
+def _backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1):
+    """Reverse sweep of :func:`rnn_backward` on batch rows ``b0:b1``; ``norm_sum[t]`` gets Σ_rows ‖∂L/∂h_t‖."""
+    T, _, H = h.shape
+    one = h.dtype.type(1.0)
+    dh_next = dh0[b0:b1]
+    dh_next[:] = 0.0
+    for t in range(T - 1, -1, -1):
+        total = 0.0
+        for n in range(b1 - b0):
+            row = b0 + n
+            d = dz[t, row]
+            ht = h[t, row]
+            sq = h.dtype.type(0.0)
+            for j in range(H):
+                v = dh[t, row, j] + dh_next[n, j]
+                sq += v * v
+                d[j] = v * (one - ht[j] * ht[j])
+            total += np.sqrt(sq)
+        norm_sum[t] = total
+        np.dot(dz[t, b0:b1], W_hh, dh_next)
+
+
+@njit(**PARALLEL_JIT)
+def rnn_backward(x, W_ih, W_hh, h0, h, dh, dz, dh_norm, dW_ih, dW_hh, db, dx, dh0, n_threads):
     """Backpropagate ``dh = ∂L/∂h`` through time; fill every gradient in place.
 
     Parameters
     ----------
-    x, W_ih, h0, h : as in :func:`rnn_forward`;  W_hh : (H, H) untransposed
+    x, h0, h : as in :func:`rnn_forward`;  W_ih : (H, I), W_hh : (H, H) untransposed
     dh : (T, B, H)  ∂L/∂h_t from the loss
     dz : (T, B, H)  workspace: ∂L/∂z_t, the pre-activations
     dh_norm : (T,)  output: batch mean of ‖∂L/∂h_t‖ (total, through time)
     dW_ih : (H, I), dW_hh : (H, H), db : (H,), dx : (T, B, I), dh0 : (B, H)  outputs
+    n_threads : batch chunks run in parallel
     """
-    T, B, I = x.shape
-    H = h0.shape[1]
-    one = x.dtype.type(1.0)
-    dh_next = dh0
-    dh_next[:] = 0.0
-    for t in range(T - 1, -1, -1):
-        norm_sum = 0.0
-        for n in range(B):
-            d = dz[t, n]
-            ht = h[t, n]
-            sq = x.dtype.type(0.0)
-            for j in range(H):
-                v = dh[t, n, j] + dh_next[n, j]
-                sq += v * v
-                d[j] = v * (one - ht[j] * ht[j])
-            norm_sum += np.sqrt(sq)
-        dh_norm[t] = norm_sum / B
-        np.dot(dz[t], W_hh, dh_next)
-    TB = T * B
-    dz2 = dz.reshape(TB, H)
-    np.dot(dz2.T, x.reshape(TB, I), dW_ih)
-    np.dot(dz[0].T, h0, dW_hh)
-    if T > 1:
-        dW_hh += np.dot(dz[1:].reshape((T - 1) * B, H).T, h[:-1].reshape((T - 1) * B, H))
-    db[:] = dz2.sum(axis=0)
-    np.dot(dz2, W_ih, dx.reshape(TB, I))
+    T, B, _ = x.shape
+    bounds = batch_chunks(B, n_threads)
+    norms = np.empty((bounds.size - 1, T))
+    for k in prange(bounds.size - 1):
+        _backward_rows(W_hh, h, dh, dz, norms[k], dh0, bounds[k], bounds[k + 1])
+    dh_norm[:] = norms.sum(axis=0) / B
+    weight_gradients(x, W_ih, h0, h, dz, dW_ih, dW_hh, db, dx, n_threads)

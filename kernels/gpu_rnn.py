@@ -1,0 +1,155 @@
+"""Vanilla (Elman, tanh) RNN forward and full BPTT backward on an NVIDIA GPU (``numba.cuda``).
+
+Same shapes and formulas as kernels/cpu_rnn.py::
+
+    x : (T, B, I)   W_ih : (H, I)   W_hh : (H, H)   b : (H,) = b_ih + b_hh
+    hs : (T+1, B, H)  slot 0 holds h_0, slot t+1 holds h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b)
+
+Speed design: the structure of kernels/gpu_lstm.py with one gate block. The
+input projection of all T steps is one tiled GEMM written into ``hs[1:]``; each
+step is one fused kernel (tiled ``h_{t-1} W_hhᵀ`` through shared memory, then
+bias + tanh in the epilogue, in place over the projection); each backward step
+is one fused kernel (tiled ``dz_{t+1} W_hh`` + ``dh_t``, then ``dz_t = ∂L/∂h_t ⊙
+(1 - h_t²)``); weight gradients are one product over all T·B rows. A persistent
+kernel holding W_hh (H² values, H ≤ ~200 in float32 fits in one SM's shared
+memory) for the whole sequence is the planned next step; see gpu_lstm.py.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda, types
+
+from kernels.gpu_common import cdiv, check_device, get_kernels, launch_1d, launch_gemm, numba_dtype, settings
+
+
+def make_kernels(dtype, TILE: int, TPB: int) -> dict:
+    """The RNN step kernels (Python functions) for one dtype and tile size."""
+    DT = numba_dtype(dtype)
+    TP = TILE + 1  # padded row of a shared tile (no bank conflicts on transposed stores)
+    ZERO = np.dtype(dtype).type(0.0)
+    ONE = np.dtype(dtype).type(1.0)
+
+    def rnn_step_fwd(hs, W_hh, b, t):
+        """Step t: hs[t+1] holds x_t W_ihᵀ in, h_t out; reads hs[t] = h_{t-1}."""
+        sh = cuda.shared.array((TILE, TP), DT)        # h_{t-1}[n, k]
+        sw = cuda.shared.array((TILE, TP), DT)        # W_hh[j, k] as [k, j]
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        n = cuda.blockIdx.y * TILE + ty
+        j = cuda.blockIdx.x * TILE + tx
+        jr = cuda.blockIdx.x * TILE + ty
+        B = hs.shape[1]
+        H = hs.shape[2]
+        acc = ZERO
+        for k0 in range(0, H, TILE):
+            k = k0 + tx
+            sh[ty, tx] = hs[t, n, k] if (n < B and k < H) else ZERO
+            sw[tx, ty] = W_hh[jr, k] if (jr < H and k < H) else ZERO
+            cuda.syncthreads()
+            for kk in range(TILE):
+                acc += sh[ty, kk] * sw[kk, tx]
+            cuda.syncthreads()
+        if n < B and j < H:
+            hs[t + 1, n, j] = math.tanh(hs[t + 1, n, j] + acc + b[j])
+
+    def rnn_step_bwd(dz, t, W_hh, dh, hs, dhtot):
+        """Step t of BPTT: ∂L/∂h_t = dh[t] + dz[t+1] W_hh (tiled); dz[t] = ∂L/∂h_t ⊙ (1 - h_t²)."""
+        sa = cuda.shared.array((TILE, TP), DT)
+        sb = cuda.shared.array((TILE, TP), DT)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        n = cuda.blockIdx.y * TILE + ty
+        j = cuda.blockIdx.x * TILE + tx
+        T = dz.shape[0]
+        B = dz.shape[1]
+        H = W_hh.shape[1]
+        acc = ZERO
+        if t + 1 < T:
+            for k0 in range(0, H, TILE):
+                k = k0 + tx
+                sa[ty, tx] = dz[t + 1, n, k] if (n < B and k < H) else ZERO
+                k = k0 + ty
+                sb[ty, tx] = W_hh[k, j] if (k < H and j < H) else ZERO
+                cuda.syncthreads()
+                for kk in range(TILE):
+                    acc += sa[ty, kk] * sb[kk, tx]
+                cuda.syncthreads()
+        if n < B and j < H:
+            v = dh[t, n, j] + acc
+            dhtot[t, n, j] = v
+            h_t = hs[t + 1, n, j]
+            dz[t, n, j] = v * (ONE - h_t * h_t)
+
+    return dict(rnn_step_fwd=rnn_step_fwd, rnn_step_bwd=rnn_step_bwd)
+
+
+def signatures(dtype) -> dict:
+    """Numba signatures of :func:`make_kernels`' kernels, for compile_ptx."""
+    D = numba_dtype(dtype)
+    a1, a2, a3 = (types.Array(D, n, "C") for n in (1, 2, 3))
+    i8 = types.int64
+    return dict(rnn_step_fwd=types.void(a3, a2, a1, i8),
+                rnn_step_bwd=types.void(a3, i8, a2, a3, a3, a3))
+
+
+def _step_grid(B: int, H: int):
+    tile, _, _ = settings()
+    return (cdiv(H, tile), cdiv(B, tile)), (tile, tile)
+
+
+def forward(x, W_ih, W_hh, b, hs):
+    """Run the RNN over ``x`` on the device; all arguments are device arrays.
+
+    x : (T, B, I);  W_ih : (H, I);  W_hh : (H, H);  b : (H,);  hs : (T+1, B, H), slot 0 = h_0 in
+    """
+    T, B, I = x.shape
+    H = W_hh.shape[1]
+    dtype = x.dtype
+    for name, a, shape in (("x", x, (T, B, I)), ("weight_ih", W_ih, (H, I)), ("weight_hh", W_hh, (H, H)),
+                           ("bias", b, (H,)), ("hs", hs, (T + 1, B, H))):
+        check_device(name, a, shape, dtype)
+    k = get_kernels(dtype, "common")
+    kr = get_kernels(dtype, "rnn")
+    launch_gemm(k, x.reshape(T * B, I), W_ih, hs[1:].reshape(T * B, H), ta=0, tb=1)
+    grid, block = _step_grid(B, H)
+    for t in range(T):
+        kr.rnn_step_fwd[grid, block](hs, W_hh, b, t)
+
+
+def backward(x, W_ih, W_hh, hs, dh, dz, dhtot, dh_norm, dW_ih, dW_hh, db, db2, dx=None, dh0=None):
+    """Full BPTT on the device (see gpu_lstm.backward; no cell state)."""
+    T, B, I = x.shape
+    H = W_hh.shape[1]
+    dtype = x.dtype
+    for name, a, shape in (("x", x, (T, B, I)), ("weight_ih", W_ih, (H, I)), ("weight_hh", W_hh, (H, H)),
+                           ("hs", hs, (T + 1, B, H)), ("dh", dh, (T, B, H)), ("dz", dz, (T, B, H)),
+                           ("dhtot", dhtot, (T, B, H)), ("dh_norm", dh_norm, (T,)), ("dW_ih", dW_ih, (H, I)),
+                           ("dW_hh", dW_hh, (H, H)), ("db", db, (H,)), ("db2", db2, (H,))):
+        check_device(name, a, shape, dtype)
+    k = get_kernels(dtype, "common")
+    kr = get_kernels(dtype, "rnn")
+    _, tpb, _ = settings()
+    grid, block = _step_grid(B, H)
+    for t in range(T - 1, -1, -1):
+        kr.rnn_step_bwd[grid, block](dz, t, W_hh, dh, hs, dhtot)
+    k.dh_norms[T, tpb](dhtot, dh_norm)
+    dz2 = dz.reshape(T * B, H)
+    launch_gemm(k, dz2, x.reshape(T * B, I), dW_ih, ta=1)
+    launch_gemm(k, dz2, hs[:T].reshape(T * B, H), dW_hh, ta=1)
+    launch_1d(k.colsum, H, dz2, db, db2)
+    if dx is not None:
+        check_device("dx", dx, (T, B, I), dtype)
+        launch_gemm(k, dz2, W_ih, dx.reshape(T * B, I))
+    if dh0 is not None:
+        check_device("dh0", dh0, (B, H), dtype)
+        launch_gemm(k, dz[0], W_hh, dh0)
+
+
+def kernels_for_ptx(dtype=np.float32):
+    """``[(name, python function, signature)]`` of every RNN kernel (compile_ptx checks)."""
+    tile, tpb, _ = settings()
+    py = make_kernels(np.dtype(dtype), tile, tpb)
+    sig = signatures(dtype)
+    return [(name, py[name], sig[name]) for name in py]
