@@ -42,21 +42,41 @@ def cell_label(run) -> str:
 
 
 def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
-    """TensorBoard's debiased exponential moving average (``smoothing`` in [0, 1))."""
-    v = np.asarray(values, dtype=np.float64)
-    if smoothing <= 0 or v.size == 0:
-        return v
-    from scipy.signal import lfilter
+    return ema_carry(values, smoothing)[0]
 
+
+def ema_carry(values: np.ndarray, smoothing: float, carry: tuple[float, float] = (0.0, 0.0)):
+    """TensorBoard's debiased exponential moving average (``smoothing`` in [0, 1)); NaNs are skipped.
+
+    ``y_t = a y_{t-1} + (1 - a) x_t``, divided by the same filter applied to ones
+    (the debiasing), computed block-wise with cumulative sums so it stays
+    vectorised (no Python loop per point, no SciPy import on the GUI thread).
+    """
+    v = np.asarray(values, dtype=np.float64)
     a = float(smoothing)
+    if a <= 0 or v.size == 0:
+        return v.copy(), carry
     finite = np.isfinite(v)
     x = np.where(finite, v, 0.0)
-    num = lfilter([1 - a], [1, -a], x)
-    den = lfilter([1 - a], [1, -a], finite.astype(np.float64))
+    w = finite.astype(np.float64)
+    # a block of K steps scales by a**-K: keep that below 1e100
+    K = int(max(1, min(4096, 250.0 / max(-math.log10(a), 1e-12))))
+    num = np.empty_like(x)
+    den = np.empty_like(x)
+    carry_num, carry_den = carry
+    for s in range(0, x.size, K):
+        xb, wb = x[s:s + K], w[s:s + K]
+        k = np.arange(xb.size, dtype=np.float64)
+        up = a ** -(k + 1.0)        # a^-(k+1), k = 0..K-1
+        down = a ** (k + 1.0)
+        nb = (1 - a) * np.cumsum(xb * up) * down + carry_num * down
+        db = (1 - a) * np.cumsum(wb * up) * down + carry_den * down
+        num[s:s + K], den[s:s + K] = nb, db
+        carry_num, carry_den = nb[-1], db[-1]
     with np.errstate(invalid="ignore", divide="ignore"):
         out = num / den
     out[~finite] = np.nan
-    return out
+    return out, (float(carry_num), float(carry_den))
 
 
 def log10_safe(a: np.ndarray) -> np.ndarray:
@@ -138,6 +158,20 @@ class ScalarGroup(PlotGroup):
         self.smooth: dict[str, pg.PlotDataItem] = {}
         self.baseline = self.plot.plot([], [], pen=BASELINE_PEN, name="chance")
         self._log = False
+        self._ema: dict[str, tuple] = {}   # run name -> (smoothing, n, smoothed array, carry)
+
+    def _smoothed(self, run, value: np.ndarray, smoothing: float) -> np.ndarray:
+        """EMA of ``value``, computing only the rows added since the last frame."""
+        cached = self._ema.get(run.name)
+        n = value.shape[0]
+        if cached is not None and cached[0] == smoothing and cached[1] <= n:
+            _, n0, old, carry = cached
+            tail, carry = ema_carry(value[n0:], smoothing, carry)
+            out = np.concatenate([old, tail]) if n0 else tail
+        else:
+            out, carry = ema_carry(value, smoothing)
+        self._ema[run.name] = (smoothing, n, out, carry)
+        return out
 
     def ylabel(self) -> str:
         return "loss"
@@ -164,7 +198,7 @@ class ScalarGroup(PlotGroup):
             if step.size == 0:
                 continue
             raw.setData(step, value)
-            smooth.setData(step, ema(value, smoothing))
+            smooth.setData(step, self._smoothed(run, value, smoothing))
             last = max(last, int(step[-1]))
             self.has_data = True
         if runs:
