@@ -32,7 +32,7 @@ def sigmoid(x):
     return 0.5 + 0.5 * math.tanh(0.5 * x)
 
 
-@overload(tanh, inline="always")
+@overload(tanh)
 def _tanh_impl(x):
     if x == types.float32:
         c, a1, a3, a5, a7 = (types.float32(v) for v in (_CLAMP, _A1, _A3, _A5, _A7))
@@ -60,7 +60,7 @@ def _tanh_impl(x):
     return lambda x: math.tanh(x)
 
 
-@overload(sigmoid, inline="always")
+@overload(sigmoid)
 def _sigmoid_impl(x):
     if x == types.float32:
         half = types.float32(0.5)

@@ -29,6 +29,10 @@ JIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy", 
 #: the batch-parallel drivers: ``@njit(**PARALLEL_JIT)`` with ``prange`` over batch chunks
 PARALLEL_JIT = dict(JIT, parallel=True)
 
+#: a step smaller than this many recurrent multiply-adds (B·H·G) runs on one thread:
+#: below it, waking and joining threads every call costs more than it saves
+PARALLEL_MIN_MACS = 1 << 17
+
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"
 

@@ -5,7 +5,8 @@ import numba
 import numpy as np
 
 from kernels import cpu_lstm, cpu_rnn
-from kernels.config import own_the_threads
+from kernels.config import PARALLEL_MIN_MACS, own_the_threads
+from kernels.cpu_common import gradient_rows
 from kernels.errors import KernelInputError
 from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
 from kernels.params import CELLS, PARAM_KEYS, check_params, flat_views, param_shapes
@@ -48,22 +49,49 @@ class _Workspace:
         self.dc0 = np.empty((B, H), dtype) if cell == "lstm" else None
 
 
+def _threads(x, ws: _Workspace) -> int:
+    """Threads for one call: all of Numba's for big steps, one below PARALLEL_MIN_MACS."""
+    B, H, G = x.shape[1], ws.h.shape[2], ws.dz.shape[2]
+    return numba.get_num_threads() if B * H * G >= PARALLEL_MIN_MACS else 1
+
+
 def _run_forward(cell, W_ih, W_hh, b, x, ws: _Workspace) -> Forward:
+    """Forward into ``ws``: the batch-parallel kernel, or its row function directly on one thread."""
     W_ihT, W_hhT = np.ascontiguousarray(W_ih.T), np.ascontiguousarray(W_hh.T)
+    n, B = _threads(x, ws), x.shape[1]
     if cell == "lstm":
-        cpu_lstm.lstm_forward(x, W_ihT, W_hhT, b, ws.h0, ws.c0, ws.h, ws.c, ws.gates, numba.get_num_threads())
+        args = (x, W_ihT, W_hhT, b, ws.h0, ws.c0, ws.h, ws.c, ws.gates)
+        cpu_lstm.forward_rows(*args, 0, B) if n == 1 else cpu_lstm.lstm_forward(*args, n)
     else:
-        cpu_rnn.rnn_forward(x, W_ihT, W_hhT, b, ws.h0, ws.h, numba.get_num_threads())
+        args = (x, W_ihT, W_hhT, b, ws.h0, ws.h)
+        cpu_rnn.forward_rows(*args, 0, B) if n == 1 else cpu_rnn.rnn_forward(*args, n)
     return Forward(cell=cell, h=ws.h, c=ws.c, gates=ws.gates, h0=ws.h0, c0=ws.c0)
 
 
 def _run_backward(cell, W_ih, W_hh, x, fwd: Forward, dh, ws: _Workspace, dW_ih, dW_hh, db):
+    """BPTT into ``ws`` and ``dW_ih, dW_hh, db`` (parallel kernel, or row functions on one thread)."""
+    n = _threads(x, ws)
+    if n > 1:
+        if cell == "lstm":
+            cpu_lstm.lstm_backward(x, W_ih, W_hh, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, ws.dz,
+                                   ws.dh_norm, dW_ih, dW_hh, db, ws.dx, ws.dh0, ws.dc0, n)
+        else:
+            cpu_rnn.rnn_backward(x, W_ih, W_hh, fwd.h0, fwd.h, dh, ws.dz, ws.dh_norm, dW_ih, dW_hh, db,
+                                 ws.dx, ws.dh0, n)
+        return
+    T, B, I = x.shape
+    H, G = fwd.h.shape[2], ws.dz.shape[2]
+    norms = np.empty(T)
     if cell == "lstm":
-        cpu_lstm.lstm_backward(x, W_ih, W_hh, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, ws.dz,
-                               ws.dh_norm, dW_ih, dW_hh, db, ws.dx, ws.dh0, ws.dc0, numba.get_num_threads())
+        cpu_lstm.backward_rows(W_hh, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, ws.dz, norms,
+                               ws.dh0, ws.dc0, 0, B)
     else:
-        cpu_rnn.rnn_backward(x, W_ih, W_hh, fwd.h0, fwd.h, dh, ws.dz, ws.dh_norm, dW_ih, dW_hh, db,
-                             ws.dx, ws.dh0, numba.get_num_threads())
+        cpu_rnn.backward_rows(W_hh, fwd.h, dh, ws.dz, norms, ws.dh0, 0, B)
+    ws.dh_norm[:] = norms / B
+    for g in (dW_ih, dW_hh, db):
+        g[:] = 0.0
+    gradient_rows(x.reshape(T * B, I), W_ih, fwd.h0, fwd.h.reshape(T * B, H), ws.dz.reshape(T * B, G), B,
+                  0, T * B, dW_ih, dW_hh, db, ws.dx.reshape(T * B, I))
 
 
 class CpuBackend:
@@ -224,7 +252,8 @@ def compiled_kernels():
     from kernels import cpu_common, optim
 
     return [cpu_lstm.lstm_forward, cpu_lstm.lstm_backward, cpu_rnn.rnn_forward, cpu_rnn.rnn_backward,
-            cpu_common.weight_gradients, optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step]
+            cpu_lstm.forward_rows, cpu_lstm.backward_rows, cpu_rnn.forward_rows, cpu_rnn.backward_rows,
+            cpu_common.weight_gradients, cpu_common.gradient_rows, optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step]
 
 
 def warm_up(cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=None) -> dict:

@@ -29,7 +29,7 @@ from kernels.config import JIT, PARALLEL_JIT
 
 
 @njit(**JIT)
-def _forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, b0, b1):
+def forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, b0, b1):
     """:func:`lstm_forward` on batch rows ``b0:b1``."""
     T = x.shape[0]
     H = h0.shape[1]
@@ -73,11 +73,11 @@ def lstm_forward(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, n_threads):
     """
     bounds = batch_chunks(x.shape[1], n_threads)
     for k in prange(bounds.size - 1):
-        _forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, bounds[k], bounds[k + 1])
+        forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, bounds[k], bounds[k + 1])
 
 
 @njit(**JIT)
-def _backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norm_sum, dh0, dc0, b0, b1):
+def backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norm_sum, dh0, dc0, b0, b1):
     """Reverse sweep of :func:`lstm_backward` on batch rows ``b0:b1``; ``norm_sum[t]`` gets Σ_rows ‖∂L/∂h_t‖."""
     T = h.shape[0]
     H = h0.shape[1]
@@ -136,6 +136,6 @@ def lstm_backward(x, W_ih, W_hh, h0, c0, h, c, gates, dh, dz, dh_norm, dW_ih, dW
     bounds = batch_chunks(B, n_threads)
     norms = np.empty((bounds.size - 1, T))
     for k in prange(bounds.size - 1):
-        _backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norms[k], dh0, dc0, bounds[k], bounds[k + 1])
+        backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norms[k], dh0, dc0, bounds[k], bounds[k + 1])
     dh_norm[:] = norms.sum(axis=0) / B
     weight_gradients(x, W_ih, h0, h, dz, dW_ih, dW_hh, db, dx, n_threads)

@@ -18,7 +18,7 @@ from kernels.cpu_common import batch_chunks, weight_gradients
 
 
 @njit(**JIT)
-def _forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
+def forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
     """:func:`rnn_forward` on batch rows ``b0:b1``."""
     T = x.shape[0]
     H = h0.shape[1]
@@ -49,11 +49,11 @@ def rnn_forward(x, W_ihT, W_hhT, b, h0, h, n_threads):
     """
     bounds = batch_chunks(x.shape[1], n_threads)
     for k in prange(bounds.size - 1):
-        _forward_rows(x, W_ihT, W_hhT, b, h0, h, bounds[k], bounds[k + 1])
+        forward_rows(x, W_ihT, W_hhT, b, h0, h, bounds[k], bounds[k + 1])
 
 
 @njit(**JIT)
-def _backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1):
+def backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1):
     """Reverse sweep of :func:`rnn_backward` on batch rows ``b0:b1``; ``norm_sum[t]`` gets Σ_rows ‖∂L/∂h_t‖."""
     T, _, H = h.shape
     one = h.dtype.type(1.0)
@@ -92,6 +92,6 @@ def rnn_backward(x, W_ih, W_hh, h0, h, dh, dz, dh_norm, dW_ih, dW_hh, db, dx, dh
     bounds = batch_chunks(B, n_threads)
     norms = np.empty((bounds.size - 1, T))
     for k in prange(bounds.size - 1):
-        _backward_rows(W_hh, h, dh, dz, norms[k], dh0, bounds[k], bounds[k + 1])
+        backward_rows(W_hh, h, dh, dz, norms[k], dh0, bounds[k], bounds[k + 1])
     dh_norm[:] = norms.sum(axis=0) / B
     weight_gradients(x, W_ih, h0, h, dz, dW_ih, dW_hh, db, dx, n_threads)
