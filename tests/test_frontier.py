@@ -1,0 +1,121 @@
+"""The sweep file, the frontier and claims computations, and the sweep exports."""
+from __future__ import annotations
+
+import csv
+import math
+
+import h5py
+import pytest
+
+from explorer.frontier import claims, frontier, largest_solved, write_claims_csv, write_frontier_csv
+from sessions.sweep import NotASweepError, is_sweep_file, read_sweep, write_sweep
+
+
+def fake_results():
+    rows = []
+    for cell, solved_upto, pc, ms in (("rnn", 10, 100, 1.0), ("lstm", 50, 400, 4.0)):
+        for T in (10, 50, 100):
+            for seed in range(3):
+                ok = T <= solved_upto and not (T == 50 and seed == 2)
+                rows.append(dict(cell=cell, seq_len=T, seed=seed, status="completed", message="",
+                                 final_loss=0.001 if ok else 0.17 + 0.01 * seed,
+                                 final_metric=0.001 if ok else 0.17 + 0.01 * seed, solved=ok, steps=100,
+                                 steps_per_s=1000 / ms, ms_per_step=ms, param_count=pc,
+                                 decay_ratio=(0.5 if cell == "lstm" else 1e-6) ** (T / 10),
+                                 baseline_metric=1 / 6, session=f"adding-{cell}-T{T}-s{seed}.h5"))
+    rows.append(dict(cell="rnn", seq_len=100, seed=3, status="failed", message="KilledWorker", solved=False,
+                     steps=0, session="adding-rnn-T100-s3.h5"))
+    return rows
+
+
+def test_sweep_file_round_trip_and_errors(tmp_path):
+    path = tmp_path / "sweep.h5"
+    write_sweep(path, {"train": {"task": "adding", "steps": 100}, "seq_lens": [10, 50, 100]}, fake_results())
+    assert is_sweep_file(path)
+    sw = read_sweep(path)
+    assert sw.config["train"]["task"] == "adding" and len(sw.runs) == 19
+    r = sw.runs[0]
+    assert r["cell"] == "rnn" and r["seq_len"] == 10 and r["solved"] is True
+    assert r["session_path"] == str(tmp_path / "adding-rnn-T10-s0.h5")
+    failed = sw.runs[-1]
+    assert failed["status"] == "failed" and math.isnan(failed["final_metric"])
+    assert not list(tmp_path.glob(".sweep-*"))   # the temporary file was moved, not left behind
+
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.attrs["format"] = "lstm-explorer-session"
+    assert not is_sweep_file(other) and not is_sweep_file(tmp_path / "missing.h5")
+    with pytest.raises(NotASweepError, match="not an LSTM Explorer sweep file"):
+        read_sweep(other)
+    (tmp_path / "text.h5").write_text("hello")
+    from sessions.errors import NotHDF5Error, SessionError, SessionNotFoundError
+    with pytest.raises(NotHDF5Error):
+        read_sweep(tmp_path / "text.h5")
+    with pytest.raises(SessionNotFoundError):
+        read_sweep(tmp_path / "missing.h5")
+    with pytest.raises(SessionError, match="did you mean"):
+        read_sweep(tmp_path)
+
+
+def test_frontier_one_point_per_cell_and_T():
+    rows = frontier(fake_results())
+    assert [(r["cell"], r["seq_len"]) for r in rows] == [(c, t) for c in ("rnn", "lstm") for t in (10, 50, 100)]
+    by = {(r["cell"], r["seq_len"]): r for r in rows}
+    assert by[("rnn", 10)]["success_rate"] == 1.0
+    assert by[("lstm", 50)]["success_rate"] == pytest.approx(2 / 3)
+    assert by[("rnn", 100)]["n_seeds"] == 3 and by[("rnn", 100)]["n_failed"] == 1
+    assert by[("lstm", 50)]["median_final_metric"] == pytest.approx(0.001)
+    assert largest_solved(rows, "rnn") == 10 and largest_solved(rows, "lstm") == 50
+
+
+def test_claims_table_rows():
+    table = claims(fake_results(), read_sessions=False)
+    assert len(table) == 6
+    by = {r["number"].split(" at ")[0]: r for r in table}
+    assert by["largest T solved"]["rnn"] == 10 and by["largest T solved"]["lstm"] == 50
+    decay = next(r for r in table if r["number"].startswith("decay ratio"))
+    assert "T=50" in decay["number"] and decay["rnn"] < decay["lstm"]
+    assert by["parameter count"]["rnn"] == 100 and by["parameter count"]["lstm"] == 400
+    assert by["ms/step"]["lstm"] == 4.0
+    assert by["std of final loss across seeds"]["rnn"] > 0
+
+
+def test_csv_writers(tmp_path):
+    write_frontier_csv(frontier(fake_results()), tmp_path / "f.csv")
+    write_claims_csv(claims(fake_results(), read_sessions=False), tmp_path / "c.csv")
+    f = list(csv.DictReader(open(tmp_path / "f.csv")))
+    assert len(f) == 6 and f[0]["cell"] == "rnn" and f[0]["seq_len"] == "10" and f[0]["success_rate"] == "1"
+    c = list(csv.DictReader(open(tmp_path / "c.csv")))
+    assert len(c) == 6 and c[1]["lstm"] == "50"
+
+
+def test_export_frontier_and_claims(tmp_path):
+    pytest.importorskip("PySide6")
+    from explorer.gui.sweep_view import export_plot
+
+    path = tmp_path / "sweep.h5"
+    write_sweep(path, {"train": {"task": "adding", "steps": 100}, "cells": ["rnn", "lstm"],
+                       "seq_lens": [10, 50, 100], "seeds": 3}, fake_results())
+    out = export_plot(path, "frontier", "csv", tmp_path / "frontier.csv")
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 6 and len({(r["cell"], r["seq_len"]) for r in rows}) == 6
+    for fmt in ("png", "svg"):
+        p = export_plot(path, "frontier", fmt, tmp_path / f"frontier.{fmt}")
+        assert (tmp_path / f"frontier.{fmt}").stat().st_size > 1000, p
+    export_plot(path, "claims", "csv", tmp_path / "claims.csv")
+    export_plot(path, "claims", "png", tmp_path / "claims.png")
+    assert len(list(csv.DictReader(open(tmp_path / "claims.csv")))) == 6
+
+
+def test_sweep_view_click_opens_run(tmp_path, qtbot):
+    from explorer.gui.sweep_view import SweepView
+
+    path = tmp_path / "sweep.h5"
+    write_sweep(path, {"train": {"task": "adding"}, "cells": ["rnn", "lstm"], "seq_lens": [10, 50, 100],
+                       "seeds": 3}, fake_results())
+    view = SweepView(path)
+    qtbot.addWidget(view)
+    assert view.claims.rowCount() == 6
+    with qtbot.waitSignal(view.run_selected, timeout=1000) as sig:
+        view.frontier.point_clicked.emit(str(tmp_path / "adding-lstm-T50-s1.h5"))
+    assert sig.args == [str(tmp_path / "adding-lstm-T50-s1.h5")]
