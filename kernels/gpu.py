@@ -60,7 +60,7 @@ def unavailable_reason() -> str | None:
     try:
         cuda.current_context()
     except Exception as exc:  # noqa: BLE001
-        text = " ".join(str(exc).split())
+        text = " ".join(str(exc).split()).rstrip(" :.")
         return text or type(exc).__name__
     return "numba.cuda.is_available() is False"
 

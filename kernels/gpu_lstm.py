@@ -164,7 +164,7 @@ def forward(x, W_ih, W_hh, b, hs, cs, gates):
     """
     T, B, I = x.shape
     H = W_hh.shape[1]
-    dtype = x.dtype
+    dtype = W_hh.dtype  # the parameters define the dtype, as on the CPU
     for name, a, shape in (("x", x, (T, B, I)), ("weight_ih", W_ih, (4 * H, I)), ("weight_hh", W_hh, (4 * H, H)),
                            ("bias", b, (4 * H,)), ("hs", hs, (T + 1, B, H)), ("cs", cs, (T + 1, B, H)),
                            ("gates", gates, (T, B, 4 * H))):
@@ -194,7 +194,7 @@ def backward(x, W_ih, W_hh, hs, cs, gates, dh, dz, dhtot, dc, dh_norm, dW_ih, dW
     T, B, I = x.shape
     H = W_hh.shape[1]
     G = 4 * H
-    dtype = x.dtype
+    dtype = W_hh.dtype  # the parameters define the dtype, as on the CPU
     for name, a, shape in (("x", x, (T, B, I)), ("weight_ih", W_ih, (G, I)), ("weight_hh", W_hh, (G, H)),
                            ("hs", hs, (T + 1, B, H)), ("cs", cs, (T + 1, B, H)), ("gates", gates, (T, B, G)),
                            ("dh", dh, (T, B, H)), ("dz", dz, (T, B, G)), ("dhtot", dhtot, (T, B, H)),

@@ -106,7 +106,7 @@ def forward(x, W_ih, W_hh, b, hs):
     """
     T, B, I = x.shape
     H = W_hh.shape[1]
-    dtype = x.dtype
+    dtype = W_hh.dtype  # the parameters define the dtype, as on the CPU
     for name, a, shape in (("x", x, (T, B, I)), ("weight_ih", W_ih, (H, I)), ("weight_hh", W_hh, (H, H)),
                            ("bias", b, (H,)), ("hs", hs, (T + 1, B, H))):
         check_device(name, a, shape, dtype)
@@ -122,7 +122,7 @@ def backward(x, W_ih, W_hh, hs, dh, dz, dhtot, dh_norm, dW_ih, dW_hh, db, db2, d
     """Full BPTT on the device (see gpu_lstm.backward; no cell state)."""
     T, B, I = x.shape
     H = W_hh.shape[1]
-    dtype = x.dtype
+    dtype = W_hh.dtype  # the parameters define the dtype, as on the CPU
     for name, a, shape in (("x", x, (T, B, I)), ("weight_ih", W_ih, (H, I)), ("weight_hh", W_hh, (H, H)),
                            ("hs", hs, (T + 1, B, H)), ("dh", dh, (T, B, H)), ("dz", dz, (T, B, H)),
                            ("dhtot", dhtot, (T, B, H)), ("dh_norm", dh_norm, (T,)), ("dW_ih", dW_ih, (H, I)),
