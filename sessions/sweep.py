@@ -106,6 +106,9 @@ def write_sweep(path, config: Mapping[str, Any], runs: Iterable[Mapping[str, Any
     try:
         fd, tmp = tempfile.mkstemp(prefix=".sweep-", suffix=".h5.tmp", dir=folder)
         os.close(fd)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)   # mkstemp makes 0600; give the usual file mode
     except PermissionError:
         raise SessionPermissionError(path, f"permission denied: cannot write in folder {folder}") from None
     except OSError as exc:

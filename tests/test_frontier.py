@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 
 import h5py
 import pytest
@@ -104,6 +105,10 @@ def test_export_frontier_and_claims(tmp_path):
         assert (tmp_path / f"frontier.{fmt}").stat().st_size > 1000, p
     export_plot(path, "claims", "csv", tmp_path / "claims.csv")
     export_plot(path, "claims", "png", tmp_path / "claims.png")
+    export_plot(path, "claims", "svg", tmp_path / "claims.svg")
+    assert (tmp_path / "claims.svg").stat().st_size > 1000
+    written = export_plot(path, None, None, tmp_path / "all")   # lstm-explorer export --all
+    assert len(written) == 6 and all(os.path.getsize(p) > 0 for p in written)
     assert len(list(csv.DictReader(open(tmp_path / "claims.csv")))) == 6
 
 

@@ -280,10 +280,20 @@ def _grab_png(widget, out: str) -> None:
         raise _export_error(f"{out}: cannot write the PNG file")
 
 
-def export_plot(path, plot: str, fmt: str, out) -> str:
-    """Export the sweep ``path``'s ``plot`` ("frontier" | "claims") as ``fmt`` (png | svg | csv) to ``out``."""
+def export_plot(path, plot: str | None, fmt: str | None, out):
+    """Export the sweep ``path``'s ``plot`` ("frontier" | "claims") as ``fmt`` (png | svg | csv) to ``out``;
+    returns the path written. ``plot=None`` writes every plot (in ``fmt``, or all formats) into the
+    folder ``out`` as ``frontier.png``, ``claims.csv``, ... and returns the list of paths."""
     from sessions.sweep import read_sweep
 
+    if plot is None:
+        folder = os.fspath(out)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise _export_error(f"{folder}: cannot create the folder: {exc.strerror or exc}") from None
+        return [export_plot(path, p, f, os.path.join(folder, f"{p}.{f}"))
+                for p in SWEEP_PLOTS for f in ((fmt,) if fmt else SWEEP_FORMATS)]
     if plot not in SWEEP_PLOTS:
         raise _export_error(f"unknown sweep plot {plot!r}: choose one of {', '.join(SWEEP_PLOTS)}")
     fmt = (fmt or os.path.splitext(os.fspath(out))[1].lstrip(".") or "png").lower()
@@ -332,16 +342,14 @@ def export_plot(path, plot: str, fmt: str, out) -> str:
             _grab_png(table, out)
         else:
             try:
-                from PySide6 import QtGui, QtSvg
+                from PySide6 import QtSvg
             except ImportError:
                 raise _export_error("SVG of the claims table needs PySide6.QtSvg; export png or csv") from None
             gen = QtSvg.QSvgGenerator()
             gen.setFileName(out)
             gen.setSize(QtCore.QSize(w, h))
             gen.setViewBox(QtCore.QRect(0, 0, w, h))
-            painter = QtGui.QPainter(gen)
-            table.render(painter)
-            painter.end()
+            table.render(gen)
         table.deleteLater()
     if not os.path.exists(out):
         raise _export_error(f"{out}: the exporter wrote nothing")
