@@ -131,6 +131,16 @@ class PlotGroup(pg.GraphicsLayoutWidget):
         raise NotImplementedError
 
 
+def _fix_x(plot: pg.PlotItem, settings: dict) -> None:
+    """Live runs know their last step: a fixed x range keeps the axes from being
+    re-laid-out and repainted on every frame (the costliest part of a frame)."""
+    x_max = settings.get("x_max")
+    if x_max and getattr(plot, "_fixed_x", None) != x_max:
+        plot._fixed_x = x_max
+        plot.enableAutoRange(x=False)
+        plot.setXRange(0, x_max, padding=0.01)
+
+
 def _wide_table(runs: list, series: list[tuple[str, Any, str]]) -> tuple[list[str], list[list]]:
     """Rows keyed by step: ``series`` is [(column, run, scalar name)]; missing cells are empty."""
     columns = []
@@ -191,6 +201,7 @@ class ScalarGroup(PlotGroup):
             self._log = log
             self.plot.setLogMode(False, log)
         smoothing = float(settings.get("smoothing", 0.6))
+        _fix_x(self.plot, settings)
         last = 1
         for run in runs:
             raw, smooth = self._curves(run)
@@ -451,6 +462,7 @@ class ParamGradsGroup(PlotGroup):
                 p.addLegend(offset=(-10, 10))
                 self.subplots[run.name] = p
             p = self.subplots[run.name]
+            _fix_x(p, settings)
             for k, param in enumerate(PARAM_GRAD_NAMES):
                 key = (run.name, param)
                 sname = f"grad_norm/{param}"

@@ -7,6 +7,7 @@ redraws the visible tab from the newest records; the training itself runs in a
 """
 from __future__ import annotations
 
+import collections
 import importlib.util
 import os
 import time
@@ -51,9 +52,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._started_at = 0.0
         self._cell_progress: dict[str, tuple[int, float]] = {}
         self.max_frame_gap_ms = 0.0
+        self.frame_gaps: collections.deque = collections.deque(maxlen=200_000)  # ms between frames while training
         self._last_frame = None
         self.frames = 0
         self._compiled = False
+        self._next_draw = 0.0
 
         # -- left: settings + controls ----------------------------------------------------------
         self.settings = SettingsPanel(cuda_reason=cuda_unavailable_reason() if check_cuda else "not checked")
@@ -253,6 +256,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.live_session = LiveSession(trainer.runs, cfg.to_dict(), recorder.path)
         self._close_live_tab()
         self.live_view = SessionView(self.live_session)
+        self.live_view.settings["x_max"] = cfg.steps
         self.live_view.export_handler = self.export_dialog
         idx = self.tabs.insertTab(0, self.live_view, f"● {cfg.task} T={cfg.seq_len} (live)")
         self.tabs.setCurrentIndex(idx)
@@ -374,10 +378,19 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_frame(self) -> None:
         now = time.perf_counter()
         if self._last_frame is not None and self.training and self._compiled:
-            self.max_frame_gap_ms = max(self.max_frame_gap_ms, 1000 * (now - self._last_frame))
+            gap = 1000 * (now - self._last_frame)
+            self.max_frame_gap_ms = max(self.max_frame_gap_ms, gap)
+            self.frame_gaps.append(gap)
         self._last_frame = now
         self.frames += 1
+        if now < self._next_draw:
+            return
+        t = time.perf_counter()
         self._refresh_visible()
+        # adaptive frame budget: drawing (and the repaint it causes, about as long) may take at most
+        # ~1/4 of the GUI thread, so on a small machine the training keeps its cores
+        cost = time.perf_counter() - t
+        self._next_draw = now + min(4 * 2 * cost, 0.5)
         if self.frames % 4 == 0:
             self._update_status()
 
