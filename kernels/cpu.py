@@ -197,7 +197,7 @@ class CpuModel:
                 raise KernelInputError(f"{name} has shape {value.shape}, expected {shape}")
             self.params[name][:] = value
         self._state = [np.zeros(size, dtype), np.zeros(size, dtype)]  # Adam m, v (SGD uses the first)
-        self._step = 0
+        self._updates = 0
         self._ws: _Workspace | None = None
 
     @property
@@ -210,7 +210,14 @@ class CpuModel:
         return self._ws
 
     def step(self, x, y) -> StepStats:
-        """One training step on the batch ``x : (T, B, I)``, targets ``y``: forward, loss, BPTT, clip, update."""
+        """One training step on the batch ``x : (T, B, I)``, targets ``y``: forward, loss, BPTT, clip, update.
+
+        A diverging model is reported through a non-finite ``loss``/``grad_norm``, not warnings.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._step(x, y)
+
+    def _step(self, x, y) -> StepStats:
         p, g = self.params, self.grads
         x = _as_input(x, self.dtype, self.n_in)
         T, B, _ = x.shape
@@ -225,12 +232,12 @@ class CpuModel:
         param_norms = {name: float(np.sqrt(np.dot(v.ravel(), v.ravel()))) for name, v in g.items()}
         norm = float(global_norm(self._grad))
         clip_by_norm(self._grad, self.clip, norm)
-        self._step += 1
+        self._updates += 1
         if self.optimizer == "adam":
             adam_step(self._flat, self._grad, self._state[0], self._state[1], self.lr,
-                      self.betas[0], self.betas[1], self.eps, self._step)
+                      self.betas[0], self.betas[1], self.eps, self._updates)
         else:
-            sgd_step(self._flat, self._grad, self._state[0], self.lr, self.momentum, self._step)
+            sgd_step(self._flat, self._grad, self._state[0], self.lr, self.momentum, self._updates)
         return StepStats(loss=loss, out=out, grad_norm=norm, param_grad_norms=param_norms,
                          dh_norm=ws.dh_norm.copy())
 
