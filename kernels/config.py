@@ -62,3 +62,9 @@ def own_the_threads() -> None:
         path = lib.filepath
         if lib.internal_api == "openblas" and ("scipy.libs" in path or "scipy_openblas32" in path):
             lib.set_num_threads(1)
+#: CUDA: at most this many blocks per parameter in the first stage of the gradient-norm reduction
+CUDA_REDUCE_BLOCKS = 64
+#: CUDA simulator only (NUMBA_ENABLE_CUDASIM=1, every CUDA thread is a Python thread): caps on the
+#: tile edge and threads per block; results do not depend on them (each sum runs in the same order)
+CUDA_SIM_MAX_TILE = 4
+CUDA_SIM_MAX_THREADS = 32

@@ -54,6 +54,11 @@ def settings() -> tuple[int, int, int]:
     tile = int(config.CUDA_TILE)
     tpb = int(config.CUDA_THREADS_PER_BLOCK)
     nb = int(getattr(config, "CUDA_REDUCE_BLOCKS", 64))
+    from numba import config as numba_config
+
+    if getattr(numba_config, "ENABLE_CUDASIM", False):  # Python threads: keep blocks small
+        tile = min(tile, int(getattr(config, "CUDA_SIM_MAX_TILE", 4)))
+        tpb = min(tpb, int(getattr(config, "CUDA_SIM_MAX_THREADS", 32)))
     if tile < 1 or tile * tile > 1024:
         raise KernelInputError(f"config.CUDA_TILE={tile}: a tile needs 1 <= TILE² <= 1024 threads")
     if not 1 <= tpb <= 1024:
