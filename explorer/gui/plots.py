@@ -264,9 +264,9 @@ class GradFlowGroup(PlotGroup):
                 continue
             g = p["grad_norm_t"]
             self.curves[run.name].setData(np.arange(g.shape[0]), log10_safe(g))
-            steps.append(f"{cell_label(run)} @ step {p['step']}")
+            steps.append(str(p["step"]))
             self.has_data = True
-        self.plot.setTitle(f"{self.title}" + (f" — {', '.join(steps)}" if steps else ""))
+        self.plot.setTitle(f"{self.title}" + (f" (step {'/'.join(sorted(set(steps)))})" if steps else ""))
 
     def csv_table(self, runs, probes):
         cols = [(r, probes.get(r.name)) for r in runs if probes.get(r.name) is not None]

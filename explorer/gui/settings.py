@@ -99,7 +99,9 @@ class SettingsPanel(QtWidgets.QWidget):
             self.backend.setItemText(1, "CUDA (unavailable)")
             self.backend.setToolTip(f"CUDA unavailable: {cuda_reason}")
         form.addRow("backend", self.backend)
-        self.cuda_note = QtWidgets.QLabel(f"CUDA: {cuda_reason}" if cuda_reason else "")
+        short = (cuda_reason or "").split(":")[0][:70]
+        self.cuda_note = QtWidgets.QLabel(f"CUDA unavailable: {short} (hover for details)" if cuda_reason else "")
+        self.cuda_note.setToolTip(cuda_reason or "")
         self.cuda_note.setWordWrap(True)
         self.cuda_note.setStyleSheet("color: #777; font-size: 9pt")
         if cuda_reason:

@@ -96,6 +96,7 @@ class MainWindow(QtWidgets.QMainWindow):
         scroll.setWidget(left)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(300)
+        scroll.setMaximumWidth(340)
         dock = QtWidgets.QDockWidget("Settings", self)
         dock.setObjectName("settings-dock")
         dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
