@@ -5,14 +5,14 @@ GIL released so the GUI thread keeps running, and a fastmath flag set that
 allows reassociation and contraction (so gate loops vectorize) but *not*
 ``nnan``/``ninf``: a diverging run must still show up as NaN/inf.
 
-Threads: one owner of the cores. The batch-parallel kernels
-(:data:`PARALLEL_JIT`) split the batch over Numba's threads
-(``NUMBA_NUM_THREADS``, default: every core), and each thread calls BLAS on
-its own rows, so the BLAS that Numba uses (SciPy's OpenBLAS) is limited to
-one thread by :func:`own_the_threads`; otherwise the two pools oversubscribe
-the cores (measured 60-100x slower, PITFALLS.md). The ``threadsafe``
-threading layer lets the GUI's worker thread and the main thread both call
-parallel kernels.
+Threads: one owner of the cores. The CPU backend splits a batch into one
+chunk per thread (:func:`cpu_threads`: ``NUMBA_NUM_THREADS``, default every
+core) and runs the GIL-free row kernels on plain Python threads, each calling
+BLAS on its own rows; so the BLAS that Numba uses (SciPy's OpenBLAS) is
+limited to one thread by :func:`own_the_threads`, otherwise the two pools
+oversubscribe the cores (measured 60-100x slower, PITFALLS.md). No Numba
+``parallel=True``: OpenBLAS warns and may hang when called inside an OpenMP
+region, and plain threads are safe from the GUI's worker thread too.
 
 CUDA settings (threads per block, tile sizes) live here too, so tests can
 patch them small and launches span several blocks.
@@ -26,15 +26,15 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
 #: keyword arguments of every CPU kernel: ``@njit(**JIT)``
 JIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy", boundscheck=False)
-#: the batch-parallel drivers: ``@njit(**PARALLEL_JIT)`` with ``prange`` over batch chunks
-PARALLEL_JIT = dict(JIT, parallel=True)
-
 #: a step smaller than this many recurrent multiply-adds (B·H·G) runs on one thread:
 #: below it, waking and joining threads every call costs more than it saves
 PARALLEL_MIN_MACS = 1 << 17
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "threadsafe"
+
+
+def cpu_threads() -> int:
+    """Threads the CPU backend may use: ``NUMBA_NUM_THREADS`` (set it to 1 per Dask worker), default every core."""
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
 
 #: CUDA: threads per block of 1-D element-wise launches
 CUDA_THREADS_PER_BLOCK = 256

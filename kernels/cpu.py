@@ -1,12 +1,14 @@
 """The CPU backend: NumPy in and out, Numba kernels underneath."""
 from __future__ import annotations
 
-import numba
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from kernels import cpu_lstm, cpu_rnn
-from kernels.config import PARALLEL_MIN_MACS, own_the_threads
-from kernels.cpu_common import gradient_rows
+from kernels.config import PARALLEL_MIN_MACS, cpu_threads, own_the_threads
+from kernels.cpu_common import MIN_ROWS_PER_THREAD, even_bounds, gradient_rows
 from kernels.errors import KernelInputError
 from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
 from kernels.params import CELLS, PARAM_KEYS, check_params, flat_views, param_shapes
@@ -30,6 +32,12 @@ def _initial_state(s, B: int, H: int, dtype, name: str) -> np.ndarray:
     return s
 
 
+@functools.cache
+def _pool(n: int) -> ThreadPoolExecutor:
+    """The worker threads that run batch chunks side by side (one pool per size, made once)."""
+    return ThreadPoolExecutor(max_workers=n, thread_name_prefix="lstm-explorer-kernel")
+
+
 class _Workspace:
     """Buffers for one (T, B) shape, reused across training steps (no allocation per step)."""
 
@@ -50,48 +58,65 @@ class _Workspace:
 
 
 def _threads(x, ws: _Workspace) -> int:
-    """Threads for one call: all of Numba's for big steps, one below PARALLEL_MIN_MACS."""
+    """Threads for one call: every one we may use for big steps, one below PARALLEL_MIN_MACS."""
     B, H, G = x.shape[1], ws.h.shape[2], ws.dz.shape[2]
-    return numba.get_num_threads() if B * H * G >= PARALLEL_MIN_MACS else 1
+    return min(B, cpu_threads()) if B * H * G >= PARALLEL_MIN_MACS else 1
+
+
+def _in_parallel(fn, bounds) -> None:
+    """Run ``fn(lo, hi)`` for every chunk of ``bounds`` (the kernels release the GIL)."""
+    chunks = list(zip(bounds[:-1], bounds[1:]))
+    if len(chunks) == 1:
+        fn(*chunks[0])
+        return
+    for future in [_pool(len(chunks)).submit(fn, lo, hi) for lo, hi in chunks]:
+        future.result()
 
 
 def _run_forward(cell, W_ih, W_hh, b, x, ws: _Workspace) -> Forward:
-    """Forward into ``ws``: the batch-parallel kernel, or its row function directly on one thread."""
+    """Forward into ``ws``, the batch split into one chunk per thread."""
     W_ihT, W_hhT = np.ascontiguousarray(W_ih.T), np.ascontiguousarray(W_hh.T)
-    n, B = _threads(x, ws), x.shape[1]
     if cell == "lstm":
-        args = (x, W_ihT, W_hhT, b, ws.h0, ws.c0, ws.h, ws.c, ws.gates)
-        cpu_lstm.forward_rows(*args, 0, B) if n == 1 else cpu_lstm.lstm_forward(*args, n)
+        def rows(b0, b1):
+            cpu_lstm.forward_rows(x, W_ihT, W_hhT, b, ws.h0, ws.c0, ws.h, ws.c, ws.gates, b0, b1)
     else:
-        args = (x, W_ihT, W_hhT, b, ws.h0, ws.h)
-        cpu_rnn.forward_rows(*args, 0, B) if n == 1 else cpu_rnn.rnn_forward(*args, n)
+        def rows(b0, b1):
+            cpu_rnn.forward_rows(x, W_ihT, W_hhT, b, ws.h0, ws.h, b0, b1)
+    _in_parallel(rows, even_bounds(x.shape[1], _threads(x, ws)))
     return Forward(cell=cell, h=ws.h, c=ws.c, gates=ws.gates, h0=ws.h0, c0=ws.c0)
 
 
 def _run_backward(cell, W_ih, W_hh, x, fwd: Forward, dh, ws: _Workspace, dW_ih, dW_hh, db):
-    """BPTT into ``ws`` and ``dW_ih, dW_hh, db`` (parallel kernel, or row functions on one thread)."""
-    n = _threads(x, ws)
-    if n > 1:
-        if cell == "lstm":
-            cpu_lstm.lstm_backward(x, W_ih, W_hh, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, ws.dz,
-                                   ws.dh_norm, dW_ih, dW_hh, db, ws.dx, ws.dh0, ws.dc0, n)
-        else:
-            cpu_rnn.rnn_backward(x, W_ih, W_hh, fwd.h0, fwd.h, dh, ws.dz, ws.dh_norm, dW_ih, dW_hh, db,
-                                 ws.dx, ws.dh0, n)
-        return
+    """BPTT into ``ws`` and ``dW_ih, dW_hh, db``: the reverse sweep split by batch chunks, then the
+    weight gradients as products over all (t, b) rows, split by row chunks."""
     T, B, I = x.shape
     H, G = fwd.h.shape[2], ws.dz.shape[2]
-    norms = np.empty(T)
-    if cell == "lstm":
-        cpu_lstm.backward_rows(W_hh, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, ws.dz, norms,
-                               ws.dh0, ws.dc0, 0, B)
-    else:
-        cpu_rnn.backward_rows(W_hh, fwd.h, dh, ws.dz, norms, ws.dh0, 0, B)
-    ws.dh_norm[:] = norms / B
-    for g in (dW_ih, dW_hh, db):
-        g[:] = 0.0
-    gradient_rows(x.reshape(T * B, I), W_ih, fwd.h0, fwd.h.reshape(T * B, H), ws.dz.reshape(T * B, G), B,
-                  0, T * B, dW_ih, dW_hh, db, ws.dx.reshape(T * B, I))
+    n = _threads(x, ws)
+    norms = np.zeros((n, T))
+
+    def sweep(b0, b1):
+        part = norms[b0 * n // B]  # chunk index from its first row
+        if cell == "lstm":
+            cpu_lstm.backward_rows(W_hh, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, ws.dz, part,
+                                   ws.dh0, ws.dc0, b0, b1)
+        else:
+            cpu_rnn.backward_rows(W_hh, fwd.h, dh, ws.dz, part, ws.dh0, b0, b1)
+
+    batch_bounds = even_bounds(B, n)
+    _in_parallel(sweep, batch_bounds)
+    ws.dh_norm[:] = norms.sum(axis=0) / B
+    row_bounds = even_bounds(T * B, min(n, max(1, T * B // MIN_ROWS_PER_THREAD)))
+    m = len(row_bounds) - 1
+    parts = [(np.zeros((G, I), x.dtype), np.zeros((G, H), x.dtype), np.zeros(G, x.dtype)) for _ in range(m)]
+    x2, h2, dz2, dx2 = (a.reshape(T * B, -1) for a in (x, fwd.h, ws.dz, ws.dx))
+
+    def gradients(r0, r1):
+        g_ih, g_hh, g_b = parts[int(np.searchsorted(row_bounds, r0))]
+        gradient_rows(x2, W_ih, fwd.h0, h2, dz2, B, r0, r1, g_ih, g_hh, g_b, dx2)
+
+    _in_parallel(gradients, row_bounds)
+    for out, k in ((dW_ih, 0), (dW_hh, 1), (db, 2)):
+        out[:] = parts[0][k] if m == 1 else sum(p[k] for p in parts)
 
 
 class CpuBackend:
@@ -258,9 +283,8 @@ def compiled_kernels():
     """Every CPU ``@njit`` dispatcher, for warm-up and cache statistics."""
     from kernels import cpu_common, optim
 
-    return [cpu_lstm.lstm_forward, cpu_lstm.lstm_backward, cpu_rnn.rnn_forward, cpu_rnn.rnn_backward,
-            cpu_lstm.forward_rows, cpu_lstm.backward_rows, cpu_rnn.forward_rows, cpu_rnn.backward_rows,
-            cpu_common.weight_gradients, cpu_common.gradient_rows, optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step]
+    return [cpu_lstm.forward_rows, cpu_lstm.backward_rows, cpu_rnn.forward_rows, cpu_rnn.backward_rows,
+            cpu_common.gradient_rows, optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step]
 
 
 def warm_up(cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=None) -> dict:

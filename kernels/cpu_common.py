@@ -1,32 +1,17 @@
-"""What the CPU RNN and LSTM kernels share: how work is split over threads, the weight gradients."""
+"""What the CPU RNN and LSTM kernels share: how work is split into chunks, the weight gradients."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from kernels.config import JIT, PARALLEL_JIT
+from kernels.config import JIT
 
 #: fewest (t, b) rows per thread in the weight-gradient products (below, one thread is faster)
 MIN_ROWS_PER_THREAD = 256
 
 
-@njit(**JIT)
-def _even_bounds(n_items, n_parts):
+def even_bounds(n_items: int, n_parts: int) -> list[int]:
+    """Bounds ``[0, ..., n_items]`` of ``min(n_parts, n_items)`` near-equal chunks."""
     parts = max(1, min(n_parts, n_items))
-    bounds = np.empty(parts + 1, dtype=np.int64)
-    for k in range(parts + 1):
-        bounds[k] = (k * n_items) // parts
-    return bounds
-
-
-@njit(**JIT)
-def batch_chunks(B, n_threads):
-    """Chunk bounds ``(n + 1,)`` splitting ``B`` sequences over ``n_threads`` (one chunk per thread)."""
-    return _even_bounds(B, n_threads)
-
-
-@njit(**JIT)
-def row_chunks(rows, n_threads):
-    """Chunk bounds splitting ``rows`` (t, b) rows over ``n_threads``, at least MIN_ROWS_PER_THREAD each."""
-    return _even_bounds(rows, min(n_threads, max(1, rows // MIN_ROWS_PER_THREAD)))
+    return [k * n_items // parts for k in range(parts + 1)]
 
 
 @njit(**JIT)
@@ -45,24 +30,3 @@ def gradient_rows(x2, W_ih, h0, h2, dz2, B, r0, r1, dW_ih, dW_hh, db, dx2):
         dW_hh += np.dot(dz2[r0:min(r1, B)].T, h0[r0:min(r1, B)])
     for r in range(r0, r1):
         db += dz2[r]
-
-
-@njit(**PARALLEL_JIT)
-def weight_gradients(x, W_ih, h0, h, dz, dW_ih, dW_hh, db, dx, n_threads):
-    """∂W_ih, ∂W_hh, ∂b and ∂x from ``dz : (T, B, G)``: products over all (t, b) rows, the rows split
-    over ``n_threads`` (shared by the LSTM, G = 4H, and the RNN, G = H)."""
-    T, B, I = x.shape
-    H = h0.shape[1]
-    G = dz.shape[2]
-    TB = T * B
-    bounds = row_chunks(TB, n_threads)
-    n = bounds.size - 1
-    parts_ih = np.zeros((n, G, I), dtype=x.dtype)
-    parts_hh = np.zeros((n, G, H), dtype=x.dtype)
-    parts_b = np.zeros((n, G), dtype=x.dtype)
-    for k in prange(n):
-        gradient_rows(x.reshape(TB, I), W_ih, h0, h.reshape(TB, H), dz.reshape(TB, G), B,
-                      bounds[k], bounds[k + 1], parts_ih[k], parts_hh[k], parts_b[k], dx.reshape(TB, I))
-    dW_ih[:] = parts_ih.sum(axis=0)
-    dW_hh[:] = parts_hh.sum(axis=0)
-    db[:] = parts_b.sum(axis=0)

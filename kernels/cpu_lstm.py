@@ -21,11 +21,10 @@ then one product over all (t, b) rows, split over the threads. Callers own
 every buffer: nothing is allocated per step.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from kernels.activations import sigmoid, tanh
-from kernels.cpu_common import batch_chunks, weight_gradients
-from kernels.config import JIT, PARALLEL_JIT
+from kernels.config import JIT
 
 
 @njit(**JIT)
@@ -55,25 +54,6 @@ def forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, b0, b1):
                 z[3 * H + j] = o_
                 c[t, b0 + n, j] = c_t
                 h[t, b0 + n, j] = o_ * tanh(c_t)
-
-
-@njit(**PARALLEL_JIT)
-def lstm_forward(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, n_threads):
-    """Run the LSTM over the sequence, filling ``h``, ``c`` and ``gates`` in place.
-
-    Parameters
-    ----------
-    x : (T, B, I)
-    W_ihT : (I, 4H), W_hhT : (H, 4H)  transposed weights, C-contiguous
-    b : (4H,)  b_ih + b_hh
-    h0, c0 : (B, H)
-    h, c : (T, B, H)  outputs
-    gates : (T, B, 4H)  output, post-activation i, f, g, o
-    n_threads : batch chunks run in parallel (``numba.get_num_threads()``)
-    """
-    bounds = batch_chunks(x.shape[1], n_threads)
-    for k in prange(bounds.size - 1):
-        forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, bounds[k], bounds[k + 1])
 
 
 @njit(**JIT)
@@ -115,27 +95,3 @@ def backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norm_sum, dh0, dc0, b0, b1)
         norm_sum[t] = total
         np.dot(dz[t, b0:b1], W_hh, dh_next)  # ∂L/∂h_{t-1} through the recurrence
 
-
-@njit(**PARALLEL_JIT)
-def lstm_backward(x, W_ih, W_hh, h0, c0, h, c, gates, dh, dz, dh_norm, dW_ih, dW_hh, db, dx, dh0, dc0, n_threads):
-    """Backpropagate ``dh = ∂L/∂h`` through time; fill every gradient in place.
-
-    Parameters
-    ----------
-    x, h0, c0, h, c, gates : as in :func:`lstm_forward`
-    W_ih : (4H, I), W_hh : (4H, H)  untransposed
-    dh : (T, B, H)  ∂L/∂h_t from the loss, for every step
-    dz : (T, B, 4H)  workspace: ∂L/∂z_t, the gate pre-activations
-    dh_norm : (T,)  output: batch mean of ‖∂L/∂h_t‖ (total, through time)
-    dW_ih : (4H, I), dW_hh : (4H, H), db : (4H,), dx : (T, B, I)  outputs
-    dh0, dc0 : (B, H)  outputs: ∂L/∂h_0, ∂L/∂c_0
-    n_threads : batch chunks run in parallel
-    """
-    T, B, I = x.shape
-    H = h0.shape[1]
-    bounds = batch_chunks(B, n_threads)
-    norms = np.empty((bounds.size - 1, T))
-    for k in prange(bounds.size - 1):
-        backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norms[k], dh0, dc0, bounds[k], bounds[k + 1])
-    dh_norm[:] = norms.sum(axis=0) / B
-    weight_gradients(x, W_ih, h0, h, dz, dW_ih, dW_hh, db, dx, n_threads)

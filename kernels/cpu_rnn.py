@@ -10,11 +10,10 @@ loop with two small products and one vectorizable loop per step; weight
 gradients as one product over all (t, b) rows.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from kernels.activations import tanh
-from kernels.config import JIT, PARALLEL_JIT
-from kernels.cpu_common import batch_chunks, weight_gradients
+from kernels.config import JIT
 
 
 @njit(**JIT)
@@ -32,24 +31,6 @@ def forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
             r = rec[n]
             for j in range(H):
                 z[j] = tanh(z[j] + r[j] + b[j])
-
-
-@njit(**PARALLEL_JIT)
-def rnn_forward(x, W_ihT, W_hhT, b, h0, h, n_threads):
-    """Run the RNN over the sequence, filling ``h`` in place.
-
-    Parameters
-    ----------
-    x : (T, B, I)
-    W_ihT : (I, H), W_hhT : (H, H)  transposed weights, C-contiguous
-    b : (H,)  b_ih + b_hh
-    h0 : (B, H)
-    h : (T, B, H)  output
-    n_threads : batch chunks run in parallel (``numba.get_num_threads()``)
-    """
-    bounds = batch_chunks(x.shape[1], n_threads)
-    for k in prange(bounds.size - 1):
-        forward_rows(x, W_ihT, W_hhT, b, h0, h, bounds[k], bounds[k + 1])
 
 
 @njit(**JIT)
@@ -74,24 +55,3 @@ def backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1):
         norm_sum[t] = total
         np.dot(dz[t, b0:b1], W_hh, dh_next)
 
-
-@njit(**PARALLEL_JIT)
-def rnn_backward(x, W_ih, W_hh, h0, h, dh, dz, dh_norm, dW_ih, dW_hh, db, dx, dh0, n_threads):
-    """Backpropagate ``dh = ∂L/∂h`` through time; fill every gradient in place.
-
-    Parameters
-    ----------
-    x, h0, h : as in :func:`rnn_forward`;  W_ih : (H, I), W_hh : (H, H) untransposed
-    dh : (T, B, H)  ∂L/∂h_t from the loss
-    dz : (T, B, H)  workspace: ∂L/∂z_t, the pre-activations
-    dh_norm : (T,)  output: batch mean of ‖∂L/∂h_t‖ (total, through time)
-    dW_ih : (H, I), dW_hh : (H, H), db : (H,), dx : (T, B, I), dh0 : (B, H)  outputs
-    n_threads : batch chunks run in parallel
-    """
-    T, B, _ = x.shape
-    bounds = batch_chunks(B, n_threads)
-    norms = np.empty((bounds.size - 1, T))
-    for k in prange(bounds.size - 1):
-        backward_rows(W_hh, h, dh, dz, norms[k], dh0, bounds[k], bounds[k + 1])
-    dh_norm[:] = norms.sum(axis=0) / B
-    weight_gradients(x, W_ih, h0, h, dz, dW_ih, dW_hh, db, dx, n_threads)
