@@ -57,6 +57,8 @@ def own_the_threads() -> None:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
         return
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that Numba calls, so it can be limited)
+
     controller = ThreadpoolController()
     for lib in controller.lib_controllers:
         path = lib.filepath

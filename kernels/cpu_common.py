@@ -3,6 +3,7 @@ import numpy as np
 from numba import njit
 
 from kernels.config import JIT
+from kernels.fpenv import denormals_off, restore
 
 #: fewest (t, b) rows per thread in the weight-gradient products (below, one thread is faster)
 MIN_ROWS_PER_THREAD = 256
@@ -15,11 +16,7 @@ def even_bounds(n_items: int, n_parts: int) -> list[int]:
 
 
 @njit(**JIT)
-def gradient_rows(x2, W_ih, h0, h2, dz2, B, r0, r1, dW_ih, dW_hh, db, dx2):
-    """Add the weight gradients of (t, b) rows ``r0:r1`` into ``dW_ih, dW_hh, db``; write ``dx2[r0:r1]``.
-
-    ``x2 : (T·B, I)``, ``h2 : (T·B, H)``, ``dz2 : (T·B, G)`` are the flattened sequences.
-    """
+def _gradient_rows(x2, W_ih, h0, h2, dz2, B, r0, r1, dW_ih, dW_hh, db, dx2):
     dW_ih += np.dot(dz2[r0:r1].T, x2[r0:r1])
     np.dot(dz2[r0:r1], W_ih, dx2[r0:r1])
     # ∂W_hh = Σ_t dz_tᵀ h_{t-1}: rows r of dz pair with rows r - B of h (h_0 for the first B)
@@ -30,3 +27,14 @@ def gradient_rows(x2, W_ih, h0, h2, dz2, B, r0, r1, dW_ih, dW_hh, db, dx2):
         dW_hh += np.dot(dz2[r0:min(r1, B)].T, h0[r0:min(r1, B)])
     for r in range(r0, r1):
         db += dz2[r]
+
+
+@njit(**JIT)
+def gradient_rows(x2, W_ih, h0, h2, dz2, B, r0, r1, dW_ih, dW_hh, db, dx2):
+    """Add the weight gradients of (t, b) rows ``r0:r1`` into ``dW_ih, dW_hh, db``; write ``dx2[r0:r1]``.
+
+    ``x2 : (T·B, I)``, ``h2 : (T·B, H)``, ``dz2 : (T·B, G)`` are the flattened sequences.
+    """
+    old = denormals_off()
+    _gradient_rows(x2, W_ih, h0, h2, dz2, B, r0, r1, dW_ih, dW_hh, db, dx2)
+    restore(old)

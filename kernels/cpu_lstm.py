@@ -25,11 +25,11 @@ from numba import njit
 
 from kernels.activations import sigmoid, tanh
 from kernels.config import JIT
+from kernels.fpenv import denormals_off, restore
 
 
 @njit(**JIT)
-def forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, b0, b1):
-    """:func:`lstm_forward` on batch rows ``b0:b1``."""
+def _forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, b0, b1):
     T = x.shape[0]
     H = h0.shape[1]
     rec = np.empty((b1 - b0, 4 * H), dtype=x.dtype)  # h_{t-1} W_hhᵀ
@@ -57,8 +57,7 @@ def forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, b0, b1):
 
 
 @njit(**JIT)
-def backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norm_sum, dh0, dc0, b0, b1):
-    """Reverse sweep of :func:`lstm_backward` on batch rows ``b0:b1``; ``norm_sum[t]`` gets Σ_rows ‖∂L/∂h_t‖."""
+def _backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norm_sum, dh0, dc0, b0, b1):
     T = h.shape[0]
     H = h0.shape[1]
     one = h.dtype.type(1.0)
@@ -95,3 +94,18 @@ def backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norm_sum, dh0, dc0, b0, b1)
         norm_sum[t] = total
         np.dot(dz[t, b0:b1], W_hh, dh_next)  # ∂L/∂h_{t-1} through the recurrence
 
+
+@njit(**JIT)
+def forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, b0, b1):
+    """:func:`lstm_forward` on batch rows ``b0:b1``."""
+    old = denormals_off()
+    _forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, b0, b1)
+    restore(old)
+
+
+@njit(**JIT)
+def backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norm_sum, dh0, dc0, b0, b1):
+    """Reverse sweep of :func:`lstm_backward` on batch rows ``b0:b1``; ``norm_sum[t]`` gets Σ_rows ‖∂L/∂h_t‖."""
+    old = denormals_off()
+    _backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norm_sum, dh0, dc0, b0, b1)
+    restore(old)

@@ -14,11 +14,11 @@ from numba import njit
 
 from kernels.activations import tanh
 from kernels.config import JIT
+from kernels.fpenv import denormals_off, restore
 
 
 @njit(**JIT)
-def forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
-    """:func:`rnn_forward` on batch rows ``b0:b1``."""
+def _forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
     T = x.shape[0]
     H = h0.shape[1]
     rec = np.empty((b1 - b0, H), dtype=x.dtype)
@@ -34,8 +34,7 @@ def forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
 
 
 @njit(**JIT)
-def backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1):
-    """Reverse sweep of :func:`rnn_backward` on batch rows ``b0:b1``; ``norm_sum[t]`` gets Σ_rows ‖∂L/∂h_t‖."""
+def _backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1):
     T, _, H = h.shape
     one = h.dtype.type(1.0)
     dh_next = dh0[b0:b1]
@@ -55,3 +54,18 @@ def backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1):
         norm_sum[t] = total
         np.dot(dz[t, b0:b1], W_hh, dh_next)
 
+
+@njit(**JIT)
+def forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
+    """:func:`rnn_forward` on batch rows ``b0:b1``."""
+    old = denormals_off()
+    _forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1)
+    restore(old)
+
+
+@njit(**JIT)
+def backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1):
+    """Reverse sweep of :func:`rnn_backward` on batch rows ``b0:b1``; ``norm_sum[t]`` gets Σ_rows ‖∂L/∂h_t‖."""
+    old = denormals_off()
+    _backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1)
+    restore(old)

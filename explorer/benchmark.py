@@ -1,0 +1,153 @@
+"""Time a full training step (forward, BPTT, clip, Adam) against PyTorch's CPU LSTM/RNN, in one run.
+
+Both sides train the adding problem's shapes (I = 2 inputs, one output, MSE
+at the last step), float32, with the same number of threads. Each config is
+warmed up, then timed as the median of repeated steps. The float32
+matrix-product peak of the machine (a large NumPy matmul) gives each
+config's achieved fraction of peak.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+#: the benchmark grid: (T, B, H) for each cell
+GRID = [(100, 32, 32), (100, 32, 128), (400, 32, 64), (1000, 32, 64), (100, 256, 128), (100, 64, 512)]
+N_IN = 2  # adding problem inputs
+
+
+@dataclass
+class BenchRow:
+    cell: str
+    seq_len: int
+    batch: int
+    hidden: int
+    ms_per_step: float
+    torch_ms_per_step: float | None
+    speedup: float | None           # torch_ms_per_step / ms_per_step
+    peak_fraction: float            # achieved FLOP/s of our step / matmul peak
+
+
+def step_flops(cell: str, T: int, B: int, H: int, I: int = N_IN) -> float:
+    """Matrix-product FLOPs of one train step: forward (x·W_ihᵀ, h·W_hhᵀ) and backward
+    (∂h through W_hh, ∂W_hh, ∂W_ih, ∂x), 2 FLOPs per multiply-add."""
+    G = (4 if cell == "lstm" else 1) * H
+    return 2.0 * T * B * G * (3 * H + 3 * I)
+
+
+def threads() -> int:
+    """Threads both sides may use: NUMBA_NUM_THREADS if set, else every core."""
+    return int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Measured float32 matrix-product FLOP/s of this machine (best of ``repeats``)."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = a.T.copy()
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2.0 * n ** 3 / best
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _median_seconds(step, budget_s: float, min_repeats: int = 5, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        step()
+    times = [_timed(step)]
+    while len(times) < min_repeats or sum(times) < budget_s:
+        times.append(_timed(step))
+        if len(times) >= 1000:
+            break
+    return statistics.median(times)
+
+
+def _batch(T: int, B: int, seed: int = 0):
+    from explorer.tasks import make_task
+
+    return make_task("adding", max(T, 2)).sample(np.random.default_rng(seed), B)
+
+
+def ours_step(cell: str, T: int, B: int, H: int, backend: str = "cpu"):
+    """A zero-argument callable running one of our train steps."""
+    import kernels
+    from kernels.params import init_params
+
+    be = kernels.backend(backend)
+    model = be.make_model(cell, init_params(cell, N_IN, H, 1, np.random.default_rng(0)),
+                          loss_kind="mse_last", optimizer="adam", lr=1e-3, clip=1.0)
+    batch = _batch(T, B)
+    return lambda: model.step(batch.x, batch.y)
+
+
+def torch_step(cell: str, T: int, B: int, H: int):
+    """The same step in PyTorch: nn.LSTM/nn.RNN + nn.Linear + MSE + backward + clip_grad_norm_ + Adam."""
+    import torch
+
+    torch.manual_seed(0)
+    rnn = (torch.nn.LSTM if cell == "lstm" else torch.nn.RNN)(N_IN, H)
+    readout = torch.nn.Linear(H, 1)
+    params = list(rnn.parameters()) + list(readout.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    batch = _batch(T, B)
+    x, y = torch.from_numpy(batch.x), torch.from_numpy(batch.y)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out, _ = rnn(x)
+        loss = torch.mean((readout(out[-1]).squeeze(1) - y) ** 2)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+
+    return step
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_bench(cells=("rnn", "lstm"), grid=GRID, budget_s: float = 1.0, with_torch: bool = True,
+              backend: str = "cpu", progress=None) -> tuple[list[BenchRow], dict]:
+    """Benchmark every (cell, T, B, H); returns rows and the machine info (peak, threads, versions)."""
+    import numba
+
+    n_threads = threads()
+    use_torch = with_torch and torch_available()
+    info = {"threads": n_threads, "backend": backend, "numba": numba.__version__, "numpy": np.__version__,
+            "cpu_count": os.cpu_count(), "torch": None}
+    if use_torch:
+        import torch
+
+        torch.set_num_threads(n_threads)
+        info["torch"] = torch.__version__
+    peak = matmul_peak()
+    info["matmul_peak_gflops"] = peak / 1e9
+    rows = []
+    for cell in cells:
+        for T, B, H in grid:
+            if progress:
+                progress(f"{cell} T={T} B={B} H={H}")
+            ours = _median_seconds(ours_step(cell, T, B, H, backend), budget_s)
+            theirs = _median_seconds(torch_step(cell, T, B, H), budget_s) if use_torch else None
+            rows.append(BenchRow(cell=cell, seq_len=T, batch=B, hidden=H, ms_per_step=ours * 1e3,
+                                 torch_ms_per_step=None if theirs is None else theirs * 1e3,
+                                 speedup=None if theirs is None else theirs / ours,
+                                 peak_fraction=step_flops(cell, T, B, H) / ours / peak))
+    return rows, info
+
+
+def rows_as_dicts(rows: list[BenchRow]) -> list[dict]:
+    return [asdict(r) for r in rows]

@@ -1,0 +1,76 @@
+"""Time a full training step (forward, BPTT, clip, Adam) against PyTorch's CPU LSTM/RNN.
+
+Both sides run the adding problem's shapes in float32 with the same number of
+threads (NUMBA_NUM_THREADS, default every core), measured in the same run:
+warm-up, then the median of repeats. Without PyTorch installed (extra
+`bench`), only our figures are shown. peak = achieved fraction of this
+machine's float32 matrix-product peak (a large NumPy matmul).
+
+examples:
+  lstm-explorer bench
+  lstm-explorer bench --json --cell lstm
+  lstm-explorer bench --grid 100x32x32,1000x32x64
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from explorer.errors import ConfigError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cell", default="rnn,lstm", help="rnn, lstm or rnn,lstm (default: %(default)s)")
+    p.add_argument("--grid", help="comma list of TxBxH (default: the standard grid of 6 configs)")
+    p.add_argument("--backend", default="cpu", help="cpu | cuda (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=1.0,
+                   help="time budget per config and framework (default: %(default)s)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+
+def _parse_grid(text: str | None):
+    from explorer.benchmark import GRID
+
+    if not text:
+        return GRID
+    grid = []
+    for item in text.split(","):
+        try:
+            T, B, H = (int(v) for v in item.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--grid item {item!r} is not TxBxH, e.g. 100x32x64") from None
+        if min(T, B, H) < 1:
+            raise ConfigError(f"--grid item {item!r}: T, B and H must be >= 1")
+        grid.append((T, B, H))
+    return grid
+
+
+def run(args: argparse.Namespace) -> int:
+    from explorer.benchmark import rows_as_dicts, run_bench, torch_available
+
+    cells = tuple(c.strip() for c in args.cell.split(",") if c.strip())
+    bad = [c for c in cells if c not in ("rnn", "lstm")]
+    if bad or not cells:
+        raise ConfigError(f"--cell must be rnn, lstm or rnn,lstm, got {args.cell!r}")
+    if args.seconds <= 0:
+        raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
+    grid = _parse_grid(args.grid)
+    if not args.no_torch and not torch_available() and not args.json:
+        print("PyTorch is not installed (pip install 'lstm-explorer[bench]'): showing our figures only",
+              file=sys.stderr)
+    rows, info = run_bench(cells, grid, args.seconds, not args.no_torch, args.backend,
+                           progress=None if args.json else lambda what: print(f"timing {what}…", file=sys.stderr))
+    if args.json:
+        print(json.dumps(rows_as_dicts(rows), indent=1))
+        return 0
+    print(f"threads {info['threads']}, numba {info['numba']}, torch {info['torch'] or 'not installed'}, "
+          f"float32 matmul peak {info['matmul_peak_gflops']:.0f} GFLOP/s")
+    print(f"{'cell':<5} {'T':>5} {'B':>4} {'H':>4} {'ours ms':>9} {'torch ms':>9} {'speedup':>8} {'peak':>6}")
+    for r in rows:
+        torch_ms = "—" if r.torch_ms_per_step is None else f"{r.torch_ms_per_step:.2f}"
+        speedup = "—" if r.speedup is None else f"{r.speedup:.2f}x"
+        print(f"{r.cell:<5} {r.seq_len:>5} {r.batch:>4} {r.hidden:>4} {r.ms_per_step:>9.2f} {torch_ms:>9} "
+              f"{speedup:>8} {100 * r.peak_fraction:>5.1f}%")
+    return 0
