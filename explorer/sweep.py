@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from explorer.recording import SessionRecorder
 from explorer.errors import ConfigError, ExplorerError
 from explorer.training import TrainConfig
 
@@ -140,56 +141,6 @@ def check_out_dir(path: str) -> str:
 
 
 # ---------------------------------------------------------------------------------- worker side
-class _MinimalRecorder:
-    """Records Trainer records with :class:`sessions.SessionWriter` (used only when
-    ``explorer.recording.SessionRecorder`` is not available)."""
-
-    def __init__(self, path, config: TrainConfig, runs, overwrite: bool = False):
-        from explorer import __version__
-        from explorer.training import PARAM_GRAD_NAMES
-        from sessions import SessionWriter
-
-        self.path = os.fspath(path)
-        self.w = SessionWriter(self.path, overwrite=overwrite, software_version=__version__)
-        for info in runs:
-            self.w.add_run(info.cell, cell=info.cell, config=config.to_dict(), param_count=info.param_count,
-                           param_shapes=info.param_shapes, length=info.length, hidden=info.hidden,
-                           n_gates=info.n_gates, metric_name=info.metric_name,
-                           higher_is_better=info.higher_is_better, baseline_loss=info.baseline_loss,
-                           baseline_metric=info.baseline_metric, param_grad_names=list(PARAM_GRAD_NAMES),
-                           param_dtype=config.dtype)
-        self.w.start()
-        self._t = 0.0
-
-    def record(self, rec) -> None:
-        from explorer.training import ProbeRecord, StatusRecord, StepRecord
-
-        if isinstance(rec, StepRecord):
-            self._t = rec.wall_time
-            self.w.append_step(rec.cell, rec.step, rec.wall_time, rec.loss, rec.metric, rec.grad_norm,
-                               rec.param_grad_norms)
-        elif isinstance(rec, ProbeRecord):
-            self.w.append_probe(rec.cell, rec.step, self._t, rec.grad_norm_t, rec.h, rec.gates, rec.c,
-                                rec.saturation)
-        elif isinstance(rec, StatusRecord):
-            self.w.set_status(rec.cell, rec.status, rec.message, rec.step)
-
-    def finish(self, params: dict) -> None:
-        try:
-            for cell, p in params.items():
-                self.w.write_params(cell, p)
-        finally:
-            self.w.close()
-
-
-def _recorder_class():
-    try:
-        from explorer.recording import SessionRecorder
-        return SessionRecorder
-    except ImportError:
-        return _MinimalRecorder
-
-
 _WARM: set = set()
 
 
@@ -238,7 +189,7 @@ def run_one(spec: dict) -> dict:
     part = final_path + ".part"
     trainer = Trainer(config)
     _warm(trainer)
-    recorder = _recorder_class()(part, config, trainer.runs, overwrite=True)
+    recorder = SessionRecorder(part, config, trainer.runs, overwrite=True)
     cell = config.cells[0]
     history = {cell: {"loss": [], "metric": [], "time": []}}
     statuses: dict[str, tuple[str, str]] = {}

@@ -17,12 +17,12 @@ def tiny_config(**kw) -> TrainConfig:
 
 def record_session(path, **kw) -> str:
     """Train a tiny config headless and record it to ``path`` (what `lstm-explorer train --out` does)."""
-    from explorer.gui.worker import make_recorder
+    from explorer.recording import SessionRecorder
     from explorer.training import Trainer
 
     cfg = tiny_config(**kw)
     trainer = Trainer(cfg)
-    rec = make_recorder(os.fspath(path), cfg, trainer.runs)
+    rec = SessionRecorder(os.fspath(path), cfg, trainer.runs)
     for r in trainer.run():
         rec.record(r)
     rec.finish({c: trainer.state_dict(c) for c in cfg.cells})

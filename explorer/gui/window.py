@@ -235,7 +235,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.training:
             return False
         from explorer.gui.data import LiveSession
-        from explorer.gui.worker import make_recorder, start_worker
+        from explorer.gui.worker import start_worker
+        from explorer.recording import SessionRecorder
         from explorer.training import Trainer
 
         recorder = None
@@ -249,7 +250,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 raise _SettingsFolderError(f"session folder {folder}: cannot create it ({exc.strerror or exc}); "
                                            "choose another in the settings") from None
             path = self.session_path(cfg)
-            recorder = make_recorder(path, cfg, trainer.runs)
+            recorder = SessionRecorder(path, cfg, trainer.runs)
         except _user_error_types() + (_SettingsFolderError,) as exc:
             self.show_error("Cannot start training", str(exc))
             return False

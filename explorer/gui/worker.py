@@ -19,57 +19,6 @@ from explorer.training import StatusRecord
 BATCH_INTERVAL_S = 0.03
 
 
-def make_recorder(path, config, runs, overwrite: bool = False):
-    """``explorer.recording.SessionRecorder`` (or a minimal stand-in while it is not installed)."""
-    try:
-        from explorer.recording import SessionRecorder
-    except ImportError:
-        return _SessionWriterRecorder(path, config, runs, overwrite=overwrite)
-    return SessionRecorder(path, config, runs, overwrite=overwrite)
-
-
-class _SessionWriterRecorder:
-    """Stand-in for SessionRecorder built directly on sessions.SessionWriter (same interface)."""
-
-    def __init__(self, path, config, runs, overwrite: bool = False):
-        from explorer import __version__
-        from explorer.training import PARAM_GRAD_NAMES
-        from sessions import SessionWriter
-
-        self.writer = SessionWriter(path, overwrite=overwrite, software_version=__version__)
-        self.path = self.writer.path
-        self._time = {}
-        for info in runs:
-            self.writer.add_run(info.cell, cell=info.cell, config=config.to_dict(), param_count=info.param_count,
-                                param_shapes=info.param_shapes, length=info.length, hidden=info.hidden,
-                                n_gates=info.n_gates, metric_name=info.metric_name,
-                                higher_is_better=info.higher_is_better, baseline_loss=info.baseline_loss,
-                                baseline_metric=info.baseline_metric, param_grad_names=list(PARAM_GRAD_NAMES),
-                                param_dtype=config.dtype)
-            self._time[info.cell] = 0.0
-        self.writer.start()
-
-    def record(self, rec) -> None:
-        from explorer.training import ProbeRecord, StepRecord
-
-        if isinstance(rec, StepRecord):
-            self._time[rec.cell] = rec.wall_time
-            self.writer.append_step(rec.cell, rec.step, rec.wall_time, rec.loss, rec.metric, rec.grad_norm,
-                                    rec.param_grad_norms)
-        elif isinstance(rec, ProbeRecord):
-            self.writer.append_probe(rec.cell, rec.step, self._time[rec.cell], rec.grad_norm_t, rec.h, rec.gates,
-                                     rec.c, rec.saturation)
-        elif isinstance(rec, StatusRecord):
-            self.writer.set_status(rec.cell, rec.status, rec.message, rec.step)
-
-    def finish(self, params: dict) -> None:
-        try:
-            for cell, p in params.items():
-                self.writer.write_params(cell, p)
-        finally:
-            self.writer.close()
-
-
 class TrainingWorker(QtCore.QObject):
     """Runs one training; lives in its own QThread (see :func:`start_worker`).
 
