@@ -11,25 +11,11 @@ from kernels.config import PARALLEL_MIN_MACS, cpu_threads, own_the_threads
 from kernels.cpu_common import MIN_ROWS_PER_THREAD, even_bounds, gradient_rows
 from kernels.errors import KernelInputError
 from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
-from kernels.params import CELLS, PARAM_KEYS, check_params, flat_views, param_shapes
+from kernels.params import CELLS, PARAM_KEYS, check_input, check_params, flat_views, initial_state, param_shapes
 from kernels.readout import LOSS_KINDS, readout_loss
 from kernels.results import Forward, Gradients, StepStats
 
 
-def _as_input(x, dtype, n_in: int) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=dtype)
-    if x.ndim != 3 or x.shape[2] != n_in or x.shape[0] < 1 or x.shape[1] < 1:
-        raise KernelInputError(f"x must have shape (T, B, {n_in}) with T, B >= 1, got {x.shape}")
-    return x
-
-
-def _initial_state(s, B: int, H: int, dtype, name: str) -> np.ndarray:
-    if s is None:
-        return np.zeros((B, H), dtype=dtype)
-    s = np.ascontiguousarray(s, dtype=dtype)
-    if s.shape != (B, H):
-        raise KernelInputError(f"{name} must have shape (B, H) = {(B, H)}, got {s.shape}")
-    return s
 
 
 @functools.cache
@@ -133,12 +119,12 @@ class CpuBackend:
         Returns a :class:`Forward` whose ``.h`` is ``(T, B, H)``.
         """
         n_in, H, dtype = check_params(cell, params)
-        x = _as_input(x, dtype, n_in)
+        x = check_input(x, dtype, n_in)
         T, B, _ = x.shape
         ws = _Workspace(cell, T, B, n_in, H, dtype)
-        ws.h0[:] = _initial_state(h0, B, H, dtype, "h0")
+        ws.h0[:] = initial_state(h0, B, H, dtype, "h0")
         if cell == "lstm":
-            ws.c0[:] = _initial_state(c0, B, H, dtype, "c0")
+            ws.c0[:] = initial_state(c0, B, H, dtype, "c0")
         W_ih, W_hh, b = _layer_arrays(params, dtype)
         return _run_forward(cell, W_ih, W_hh, b, x, ws)
 
@@ -150,7 +136,7 @@ class CpuBackend:
         n_in, H, dtype = check_params(cell, params)
         if fwd.cell != cell:
             raise KernelInputError(f"fwd comes from a {fwd.cell} forward pass, not {cell}")
-        x = _as_input(x, dtype, n_in)
+        x = check_input(x, dtype, n_in)
         T, B, _ = x.shape
         dh = np.ascontiguousarray(dh, dtype=dtype)
         if dh.shape != (T, B, H) or fwd.h.shape != (T, B, H):
@@ -244,7 +230,7 @@ class CpuModel:
 
     def _step(self, x, y) -> StepStats:
         p, g = self.params, self.grads
-        x = _as_input(x, self.dtype, self.n_in)
+        x = check_input(x, self.dtype, self.n_in)
         T, B, _ = x.shape
         ws = self._workspace(T, B)
         b = p["bias_ih"] + p["bias_hh"]
@@ -268,7 +254,7 @@ class CpuModel:
 
     def probe(self, x) -> Forward:
         """Forward pass only (no training) over ``x : (T, B, I)``; arrays are fresh copies."""
-        x = _as_input(x, self.dtype, self.n_in)
+        x = check_input(x, self.dtype, self.n_in)
         T, B, _ = x.shape
         ws = _Workspace(self.cell, T, B, self.n_in, self.hidden, self.dtype)
         p = self.params

@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from kernels.errors import BackendUnavailable, KernelInputError
-from kernels.params import CELLS, PARAM_KEYS, check_params, param_shapes
+from kernels.params import CELLS, PARAM_KEYS, check_input, check_params, initial_state, param_shapes
 from kernels.readout import LOSS_KINDS
 from kernels.results import Forward, Gradients, StepStats
 
@@ -65,20 +65,6 @@ def unavailable_reason() -> str | None:
     return "numba.cuda.is_available() is False"
 
 
-def _host_input(x, dtype, n_in: int) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=dtype)
-    if x.ndim != 3 or x.shape[2] != n_in or x.shape[0] < 1 or x.shape[1] < 1:
-        raise KernelInputError(f"x must have shape (T, B, {n_in}) with T, B >= 1, got {x.shape}")
-    return x
-
-
-def _host_state(s, B: int, H: int, dtype, name: str) -> np.ndarray:
-    if s is None:
-        return np.zeros((B, H), dtype=dtype)
-    s = np.ascontiguousarray(s, dtype=dtype)
-    if s.shape != (B, H):
-        raise KernelInputError(f"{name} must have shape (B, H) = {(B, H)}, got {s.shape}")
-    return s
 
 
 def _zeros(shape, dtype):
@@ -151,13 +137,13 @@ class CudaBackend:
     def forward(self, cell: str, params: dict, x, h0=None, c0=None) -> Forward:
         """Run ``cell`` over ``x : (T, B, I)``; ``params`` in PyTorch layout. Returns host arrays."""
         n_in, H, dtype = check_params(cell, params)
-        x = _host_input(x, dtype, n_in)
+        x = check_input(x, dtype, n_in)
         T, B, _ = x.shape
         ws = _DeviceWorkspace(cell, T, B, n_in, H, dtype, training=False)
         ws.x.copy_to_device(x)
-        ws.hs[0].copy_to_device(_host_state(h0, B, H, dtype, "h0"))
+        ws.hs[0].copy_to_device(initial_state(h0, B, H, dtype, "h0"))
         if cell == "lstm":
-            ws.cs[0].copy_to_device(_host_state(c0, B, H, dtype, "c0"))
+            ws.cs[0].copy_to_device(initial_state(c0, B, H, dtype, "c0"))
         W_ih, W_hh, b = _layer_to_device(params, dtype)
         _run_forward(cell, W_ih, W_hh, b, ws)
         return _forward_to_host(cell, ws)
@@ -167,7 +153,7 @@ class CudaBackend:
         n_in, H, dtype = check_params(cell, params)
         if fwd.cell != cell:
             raise KernelInputError(f"fwd comes from a {fwd.cell} forward pass, not {cell}")
-        x = _host_input(x, dtype, n_in)
+        x = check_input(x, dtype, n_in)
         T, B, _ = x.shape
         dh = np.ascontiguousarray(dh, dtype=dtype)
         if dh.shape != (T, B, H) or np.shape(fwd.h) != (T, B, H):
@@ -176,14 +162,14 @@ class CudaBackend:
         ws = _DeviceWorkspace(cell, T, B, n_in, H, dtype, training=True)
         ws.x.copy_to_device(x)
         hs = np.empty((T + 1, B, H), dtype)
-        hs[0] = _host_state(fwd.h0, B, H, dtype, "fwd.h0")
+        hs[0] = initial_state(fwd.h0, B, H, dtype, "fwd.h0")
         hs[1:] = fwd.h
         ws.hs.copy_to_device(hs)
         if cell == "lstm":
             if fwd.c is None or fwd.gates is None:
                 raise KernelInputError("an LSTM backward pass needs fwd.c and fwd.gates")
             cs = np.empty((T + 1, B, H), dtype)
-            cs[0] = _host_state(fwd.c0, B, H, dtype, "fwd.c0")
+            cs[0] = initial_state(fwd.c0, B, H, dtype, "fwd.c0")
             cs[1:] = fwd.c
             ws.cs.copy_to_device(cs)
             gates = np.ascontiguousarray(fwd.gates, dtype=dtype)
@@ -326,7 +312,7 @@ class CudaModel:
 
     def step(self, x, y) -> StepStats:
         """One training step on ``x : (T, B, I)``, targets ``y``: forward, loss, BPTT, clip, update (all on device)."""
-        x = _host_input(x, self.dtype, self.n_in)
+        x = check_input(x, self.dtype, self.n_in)
         T, B, _ = x.shape
         ws = self._workspace(T, B)
         ro = self._ro
@@ -387,7 +373,7 @@ class CudaModel:
 
     def probe(self, x) -> Forward:
         """Forward pass only over ``x : (T, B, I)``; returns fresh host copies (h, c, gates)."""
-        x = _host_input(x, self.dtype, self.n_in)
+        x = check_input(x, self.dtype, self.n_in)
         T, B, _ = x.shape
         ws = _DeviceWorkspace(self.cell, T, B, self.n_in, self.hidden, self.dtype, training=False)
         ws.x.copy_to_device(x)

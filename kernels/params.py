@@ -76,3 +76,21 @@ def check_params(cell: str, params: dict, dtype=None) -> tuple[int, int, np.dtyp
     if dtype not in (np.float32, np.float64):
         raise KernelInputError(f"parameters must be float32 or float64, got {dtype}")
     return W_ih.shape[1], hidden, dtype
+
+
+def check_input(x, dtype, n_in: int) -> np.ndarray:
+    """``x`` as a C-contiguous ``(T, B, n_in)`` array of ``dtype``; a clear error otherwise."""
+    x = np.ascontiguousarray(x, dtype=dtype)
+    if x.ndim != 3 or x.shape[2] != n_in or x.shape[0] < 1 or x.shape[1] < 1:
+        raise KernelInputError(f"x must have shape (T, B, {n_in}) with T, B >= 1, got {x.shape}")
+    return x
+
+
+def initial_state(s, B: int, H: int, dtype, name: str) -> np.ndarray:
+    """An initial state ``(B, H)``: zeros when ``s`` is None, else ``s`` checked and converted."""
+    if s is None:
+        return np.zeros((B, H), dtype=dtype)
+    s = np.ascontiguousarray(s, dtype=dtype)
+    if s.shape != (B, H):
+        raise KernelInputError(f"{name} must have shape (B, H) = {(B, H)}, got {s.shape}")
+    return s
