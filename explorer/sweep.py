@@ -179,11 +179,9 @@ def run_one(spec: dict) -> dict:
     from explorer.commands.train import summarize
     from explorer.training import ProbeRecord, StatusRecord, StepRecord, Trainer
 
-    try:  # one thread per worker even on a cluster started without NUMBA_NUM_THREADS=1
-        import numba
-        numba.set_num_threads(1)
-    except Exception:  # pragma: no cover - numba without threading layer
-        pass
+    from kernels.config import limit_threads
+
+    limit_threads(1)  # one thread per worker even on a cluster started without NUMBA_NUM_THREADS=1
     config = TrainConfig.from_dict(dict(spec["config"]))
     final_path = os.path.join(spec["out"], spec["session"])
     part = final_path + ".part"

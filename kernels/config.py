@@ -32,9 +32,19 @@ PARALLEL_MIN_MACS = 1 << 17
 
 
 
+_thread_limit: int | None = None
+
+
+def limit_threads(n: int) -> None:
+    """Cap :func:`cpu_threads` at ``n`` for this process (a sweep worker runs one thread)."""
+    global _thread_limit
+    _thread_limit = max(1, int(n))
+
+
 def cpu_threads() -> int:
-    """Threads the CPU backend may use: ``NUMBA_NUM_THREADS`` (set it to 1 per Dask worker), default every core."""
-    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+    """Threads the CPU backend may use: ``NUMBA_NUM_THREADS`` (default every core), capped by :func:`limit_threads`."""
+    n = max(1, int(numba.config.NUMBA_NUM_THREADS))
+    return n if _thread_limit is None else min(n, _thread_limit)
 
 #: CUDA: threads per block of 1-D element-wise launches
 CUDA_THREADS_PER_BLOCK = 256
