@@ -29,6 +29,9 @@ JIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy", 
 #: a step smaller than this many recurrent multiply-adds (B·H·G) runs on one thread:
 #: below it, waking and joining threads every call costs more than it saves
 PARALLEL_MIN_MACS = 1 << 17
+#: matrix products are cut into blocks of at most this many multiply-adds (kernels/blas.py):
+#: OpenBLAS runs products up to 100³ on its small-matrix kernels, twice as fast here as packed GEMM
+SMALL_GEMM_MACS = 1_000_000
 
 
 

@@ -25,22 +25,28 @@ def _pool(n: int) -> ThreadPoolExecutor:
 
 
 class _Workspace:
-    """Buffers for one (T, B) shape, reused across training steps (no allocation per step)."""
+    """Buffers for one (T, B) shape, reused across training steps (no allocation per step).
 
-    def __init__(self, cell: str, T: int, B: int, n_in: int, H: int, dtype):
-        G = 4 * H if cell == "lstm" else H
+    ``dz`` (∂L/∂z, ``(T, B, G)``) is the LSTM's ``gates`` buffer itself when
+    ``share_gates``: the reverse sweep reads step t's gates just before it
+    writes step t's ∂L/∂z, so a training step keeps h, c and one (T, B, 4H)
+    array instead of two.
+    """
+
+    def __init__(self, cell: str, T: int, B: int, H: int, dtype, share_gates: bool = False):
+        lstm = cell == "lstm"
+        G = 4 * H if lstm else H
         self.shape = (T, B)
         self.h = np.empty((T, B, H), dtype)
-        self.c = np.empty((T, B, H), dtype) if cell == "lstm" else None
-        self.gates = np.empty((T, B, G), dtype) if cell == "lstm" else None
+        self.c = np.empty((T, B, H), dtype) if lstm else None
+        self.gates = np.empty((T, B, G), dtype) if lstm else None
         self.h0 = np.zeros((B, H), dtype)
-        self.c0 = np.zeros((B, H), dtype) if cell == "lstm" else None
+        self.c0 = np.zeros((B, H), dtype) if lstm else None
         self.dh = np.zeros((T, B, H), dtype)
-        self.dz = np.empty((T, B, G), dtype)
+        self.dz = self.gates if lstm and share_gates else np.empty((T, B, G), dtype)
         self.dh_norm = np.empty(T, dtype)
-        self.dx = np.empty((T, B, n_in), dtype)
         self.dh0 = np.empty((B, H), dtype)
-        self.dc0 = np.empty((B, H), dtype) if cell == "lstm" else None
+        self.dc0 = np.empty((B, H), dtype) if lstm else None
 
 
 def _threads(x, ws: _Workspace) -> int:
@@ -50,12 +56,12 @@ def _threads(x, ws: _Workspace) -> int:
 
 
 def _in_parallel(fn, bounds) -> None:
-    """Run ``fn(lo, hi)`` for every chunk of ``bounds`` (the kernels release the GIL)."""
+    """Run ``fn(lo, hi)`` for every chunk of ``bounds``: the first on the calling thread, the others
+    on the pool (the kernels release the GIL)."""
     chunks = list(zip(bounds[:-1], bounds[1:]))
-    if len(chunks) == 1:
-        fn(*chunks[0])
-        return
-    for future in [_pool(len(chunks)).submit(fn, lo, hi) for lo, hi in chunks]:
+    futures = [_pool(len(chunks) - 1).submit(fn, lo, hi) for lo, hi in chunks[1:]]
+    fn(*chunks[0])
+    for future in futures:
         future.result()
 
 
@@ -72,9 +78,9 @@ def _run_forward(cell, W_ih, W_hh, b, x, ws: _Workspace) -> Forward:
     return Forward(cell=cell, h=ws.h, c=ws.c, gates=ws.gates, h0=ws.h0, c0=ws.c0)
 
 
-def _run_backward(cell, W_ih, W_hh, x, fwd: Forward, dh, ws: _Workspace, dW_ih, dW_hh, db):
-    """BPTT into ``ws`` and ``dW_ih, dW_hh, db``: the reverse sweep split by batch chunks, then the
-    weight gradients as products over all (t, b) rows, split by row chunks."""
+def _run_backward(cell, W_ih, W_hh, x, fwd: Forward, dh, ws: _Workspace, dW_ih, dW_hh, db, dx=None):
+    """BPTT into ``ws`` and ``dW_ih, dW_hh, db`` (and ``dx : (T, B, I)`` if given): the reverse sweep
+    split by batch chunks, then the weight gradients as products over all (t, b) rows, split by row chunks."""
     T, B, I = x.shape
     H, G = fwd.h.shape[2], ws.dz.shape[2]
     n = _threads(x, ws)
@@ -94,7 +100,8 @@ def _run_backward(cell, W_ih, W_hh, x, fwd: Forward, dh, ws: _Workspace, dW_ih, 
     row_bounds = even_bounds(T * B, min(n, max(1, T * B // MIN_ROWS_PER_THREAD)))
     m = len(row_bounds) - 1
     parts = [(np.zeros((G, I), x.dtype), np.zeros((G, H), x.dtype), np.zeros(G, x.dtype)) for _ in range(m)]
-    x2, h2, dz2, dx2 = (a.reshape(T * B, -1) for a in (x, fwd.h, ws.dz, ws.dx))
+    x2, h2, dz2 = (a.reshape(T * B, -1) for a in (x, fwd.h, ws.dz))
+    dx2 = np.empty((0, I), x.dtype) if dx is None else dx.reshape(T * B, I)
 
     def gradients(r0, r1):
         g_ih, g_hh, g_b = parts[int(np.searchsorted(row_bounds, r0))]
@@ -121,7 +128,7 @@ class CpuBackend:
         n_in, H, dtype = check_params(cell, params)
         x = check_input(x, dtype, n_in)
         T, B, _ = x.shape
-        ws = _Workspace(cell, T, B, n_in, H, dtype)
+        ws = _Workspace(cell, T, B, H, dtype)
         ws.h0[:] = initial_state(h0, B, H, dtype, "h0")
         if cell == "lstm":
             ws.c0[:] = initial_state(c0, B, H, dtype, "c0")
@@ -142,12 +149,13 @@ class CpuBackend:
         if dh.shape != (T, B, H) or fwd.h.shape != (T, B, H):
             raise KernelInputError(f"dh and fwd.h must have shape (T, B, H) = {(T, B, H)}, "
                                    f"got {dh.shape} and {fwd.h.shape}")
-        ws = _Workspace(cell, T, B, n_in, H, dtype)
+        ws = _Workspace(cell, T, B, H, dtype)
         W_ih, W_hh, _ = _layer_arrays(params, dtype)
         G = W_hh.shape[0]
         dW_ih, dW_hh, db = np.empty((G, n_in), dtype), np.empty((G, H), dtype), np.empty(G, dtype)
-        _run_backward(cell, W_ih, W_hh, x, fwd, dh, ws, dW_ih, dW_hh, db)
-        grads = {"weight_ih": dW_ih, "weight_hh": dW_hh, "bias_ih": db, "bias_hh": db.copy(), "x": ws.dx}
+        dx = np.empty((T, B, n_in), dtype)
+        _run_backward(cell, W_ih, W_hh, x, fwd, dh, ws, dW_ih, dW_hh, db, dx)
+        grads = {"weight_ih": dW_ih, "weight_hh": dW_hh, "bias_ih": db, "bias_hh": db.copy(), "x": dx}
         return Gradients(grads, ws.dh_norm, ws.dh0, ws.dc0)
 
     def make_model(self, cell: str, params: dict, **options) -> "CpuModel":
@@ -217,7 +225,7 @@ class CpuModel:
 
     def _workspace(self, T: int, B: int) -> _Workspace:
         if self._ws is None or self._ws.shape != (T, B):
-            self._ws = _Workspace(self.cell, T, B, self.n_in, self.hidden, self.dtype)
+            self._ws = _Workspace(self.cell, T, B, self.hidden, self.dtype, share_gates=True)
         return self._ws
 
     def step(self, x, y) -> StepStats:
@@ -256,7 +264,7 @@ class CpuModel:
         """Forward pass only (no training) over ``x : (T, B, I)``; arrays are fresh copies."""
         x = check_input(x, self.dtype, self.n_in)
         T, B, _ = x.shape
-        ws = _Workspace(self.cell, T, B, self.n_in, self.hidden, self.dtype)
+        ws = _Workspace(self.cell, T, B, self.hidden, self.dtype)
         p = self.params
         return _run_forward(self.cell, p["weight_ih"], p["weight_hh"], p["bias_ih"] + p["bias_hh"], x, ws)
 

@@ -13,24 +13,22 @@ import numpy as np
 from numba import njit
 
 from kernels.activations import tanh
+from kernels.blas import gemm
 from kernels.config import JIT
 from kernels.fpenv import denormals_off, restore
 
 
 @njit(**JIT)
 def _forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
-    T = x.shape[0]
     H = h0.shape[1]
-    rec = np.empty((b1 - b0, H), dtype=x.dtype)
-    for t in range(T):
+    for t in range(x.shape[0]):
         z_all = h[t, b0:b1]
-        np.dot(x[t, b0:b1], W_ihT, z_all)
-        np.dot(h0[b0:b1] if t == 0 else h[t - 1, b0:b1], W_hhT, rec)
+        gemm(x[t, b0:b1], W_ihT, z_all, 0.0)
+        gemm(h0[b0:b1] if t == 0 else h[t - 1, b0:b1], W_hhT, z_all, 1.0)
         for n in range(b1 - b0):
             z = z_all[n]
-            r = rec[n]
             for j in range(H):
-                z[j] = tanh(z[j] + r[j] + b[j])
+                z[j] = tanh(z[j] + b[j])
 
 
 @njit(**JIT)
@@ -52,12 +50,12 @@ def _backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1):
                 d[j] = v * (one - ht[j] * ht[j])
             total += np.sqrt(sq)
         norm_sum[t] = total
-        np.dot(dz[t, b0:b1], W_hh, dh_next)
+        gemm(dz[t, b0:b1], W_hh, dh_next, 0.0)
 
 
 @njit(**JIT)
 def forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
-    """:func:`rnn_forward` on batch rows ``b0:b1``."""
+    """The forward pass on batch rows ``b0:b1``: writes ``h`` there; weights transposed, contiguous."""
     old = denormals_off()
     _forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1)
     restore(old)
@@ -65,7 +63,7 @@ def forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
 
 @njit(**JIT)
 def backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1):
-    """Reverse sweep of :func:`rnn_backward` on batch rows ``b0:b1``; ``norm_sum[t]`` gets Σ_rows ‖∂L/∂h_t‖."""
+    """The BPTT reverse sweep on batch rows ``b0:b1``; ``norm_sum[t]`` gets Σ_rows ‖∂L/∂h_t‖."""
     old = denormals_off()
     _backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1)
     restore(old)

@@ -60,6 +60,42 @@ def test_forward_and_backward_match_reference(cell, shape, dtype, tol):
     assert _rel_err(grads.dh_norm, want_norm) < tol
 
 
+# training-step shapes: above PARALLEL_MIN_MACS (batch split over threads, weight gradients split by
+# rows) and above SMALL_GEMM_MACS (products cut into tiles), plus a tiny one on a single thread
+STEP_SHAPES = [("rnn", 20, 64, 3, 64), ("lstm", 20, 64, 3, 128), ("lstm", 3, 1, 2, 5)]
+
+
+@pytest.mark.parametrize("cell, T, B, I, H", STEP_SHAPES)
+def test_training_step_gradients_match_reference(cell, T, B, I, H):
+    """The training path (its own buffers, ∂L/∂z written over the gates) against the float64 reference:
+    SGD with lr 1 and no clipping or momentum turns the update into minus the gradient."""
+    rng = np.random.default_rng(7)
+    p = init_params(cell, I, H, 1, rng, np.float64)
+    x = rng.standard_normal((T, B, I))
+    y = rng.standard_normal(B)
+    model = be.make_model(cell, p, loss_kind="mse_last", optimizer="sgd", lr=1.0, momentum=0.0, clip=0.0)
+    stats = model.step(x, y)
+    got = {k: p[k] - v for k, v in model.state().items()}
+
+    layer = {k: v for k, v in p.items() if not k.startswith("readout")}
+    if cell == "rnn":
+        h = ref.rnn_forward(layer, x)
+    else:
+        h, c, gates = ref.lstm_forward(layer, x)
+    diff = h[-1] @ p["readout.weight"][0] + p["readout.bias"][0] - y
+    dh = np.zeros_like(h)
+    dh[-1] = (2.0 / B) * diff[:, None] * p["readout.weight"][0]
+    if cell == "rnn":
+        want, want_norm = ref.rnn_backward(layer, x, h, dh)
+    else:
+        want, want_norm = ref.lstm_backward(layer, x, h, c, gates, dh)
+    assert stats.loss == pytest.approx(np.mean(diff ** 2), rel=1e-10)
+    for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        assert _rel_err(got[k], want[k]) < 1e-9, k
+    assert _rel_err(got["readout.weight"], ((2.0 / B) * diff @ h[-1])[None]) < 1e-9
+    assert _rel_err(stats.dh_norm, want_norm) < 1e-9
+
+
 def _loss(cell, p, x, w):
     """A scalar test loss L = Σ w ⊙ h (so ∂L/∂h = w)."""
     return float(np.sum(be.forward(cell, p, x).h * w))
