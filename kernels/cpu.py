@@ -8,7 +8,7 @@ import numpy as np
 
 from kernels import cpu_lstm, cpu_rnn
 from kernels.config import PARALLEL_MIN_MACS, cpu_threads, own_the_threads
-from kernels.cpu_common import MIN_ROWS_PER_THREAD, even_bounds, gradient_rows
+from kernels.cpu_common import even_bounds
 from kernels.errors import KernelInputError
 from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
 from kernels.params import CELLS, PARAM_KEYS, check_input, check_params, flat_views, initial_state, param_shapes
@@ -27,31 +27,28 @@ def _pool(n: int) -> ThreadPoolExecutor:
 class _Workspace:
     """Buffers for one (T, B) shape, reused across training steps (no allocation per step).
 
-    ``dz`` (∂L/∂z, ``(T, B, G)``) is the LSTM's ``gates`` buffer itself when
-    ``share_gates``: the reverse sweep reads step t's gates just before it
-    writes step t's ∂L/∂z, so a training step keeps h, c and one (T, B, 4H)
-    array instead of two.
+    What BPTT must keep is h (and for the LSTM c and the four gates); besides
+    that only ∂L/∂h from the loss, (T, B, H), is as long as the sequence.
     """
 
-    def __init__(self, cell: str, T: int, B: int, H: int, dtype, share_gates: bool = False):
+    def __init__(self, cell: str, T: int, B: int, H: int, dtype):
         lstm = cell == "lstm"
-        G = 4 * H if lstm else H
         self.shape = (T, B)
         self.h = np.empty((T, B, H), dtype)
         self.c = np.empty((T, B, H), dtype) if lstm else None
-        self.gates = np.empty((T, B, G), dtype) if lstm else None
+        self.gates = np.empty((T, B, 4 * H), dtype) if lstm else None
         self.h0 = np.zeros((B, H), dtype)
         self.c0 = np.zeros((B, H), dtype) if lstm else None
         self.dh = np.zeros((T, B, H), dtype)
-        self.dz = self.gates if lstm and share_gates else np.empty((T, B, G), dtype)
         self.dh_norm = np.empty(T, dtype)
         self.dh0 = np.empty((B, H), dtype)
         self.dc0 = np.empty((B, H), dtype) if lstm else None
 
 
-def _threads(x, ws: _Workspace) -> int:
+def _threads(cell: str, x, ws: _Workspace) -> int:
     """Threads for one call: every one we may use for big steps, one below PARALLEL_MIN_MACS."""
-    B, H, G = x.shape[1], ws.h.shape[2], ws.dz.shape[2]
+    B, H = x.shape[1], ws.h.shape[2]
+    G = 4 * H if cell == "lstm" else H
     return min(B, cpu_threads()) if B * H * G >= PARALLEL_MIN_MACS else 1
 
 
@@ -74,42 +71,40 @@ def _run_forward(cell, W_ih, W_hh, b, x, ws: _Workspace) -> Forward:
     else:
         def rows(b0, b1):
             cpu_rnn.forward_rows(x, W_ihT, W_hhT, b, ws.h0, ws.h, b0, b1)
-    _in_parallel(rows, even_bounds(x.shape[1], _threads(x, ws)))
+    _in_parallel(rows, even_bounds(x.shape[1], _threads(cell, x, ws)))
     return Forward(cell=cell, h=ws.h, c=ws.c, gates=ws.gates, h0=ws.h0, c0=ws.c0)
 
 
 def _run_backward(cell, W_ih, W_hh, x, fwd: Forward, dh, ws: _Workspace, dW_ih, dW_hh, db, dx=None):
-    """BPTT into ``ws`` and ``dW_ih, dW_hh, db`` (and ``dx : (T, B, I)`` if given): the reverse sweep
-    split by batch chunks, then the weight gradients as products over all (t, b) rows, split by row chunks."""
+    """BPTT into ``ws`` and ``dW_ih, dW_hh, db`` (and ``dx : (T, B, I)`` if given), the batch split into
+    one chunk per thread; each chunk adds its weight gradients into arrays of its own, summed at the end."""
     T, B, I = x.shape
-    H, G = fwd.h.shape[2], ws.dz.shape[2]
-    n = _threads(x, ws)
-    norms = np.zeros((n, T))
+    G, H = W_hh.shape
+    bounds = even_bounds(B, _threads(cell, x, ws))
+    m = len(bounds) - 1
+    norms = np.zeros((m, T))
+    parts = [(dW_ih, dW_hh, db)] + [(np.empty_like(dW_ih), np.empty_like(dW_hh), np.empty_like(db))
+                                    for _ in range(m - 1)]
+    dx = np.empty((0, B, I), x.dtype) if dx is None else dx
 
     def sweep(b0, b1):
-        part = norms[b0 * n // B]  # chunk index from its first row
+        k = bounds.index(b0)
+        g_ih, g_hh, g_b = parts[k]
+        g_ih[:] = 0.0
+        g_hh[:] = 0.0
+        g_b[:] = 0.0
         if cell == "lstm":
-            cpu_lstm.backward_rows(W_hh, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, ws.dz, part,
-                                   ws.dh0, ws.dc0, b0, b1)
+            cpu_lstm.backward_rows(W_ih, W_hh, x, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, norms[k],
+                                   ws.dh0, ws.dc0, g_ih, g_hh, g_b, dx, b0, b1)
         else:
-            cpu_rnn.backward_rows(W_hh, fwd.h, dh, ws.dz, part, ws.dh0, b0, b1)
+            cpu_rnn.backward_rows(W_ih, W_hh, x, fwd.h0, fwd.h, dh, norms[k], ws.dh0, g_ih, g_hh, g_b, dx, b0, b1)
 
-    batch_bounds = even_bounds(B, n)
-    _in_parallel(sweep, batch_bounds)
+    _in_parallel(sweep, bounds)
     ws.dh_norm[:] = norms.sum(axis=0) / B
-    row_bounds = even_bounds(T * B, min(n, max(1, T * B // MIN_ROWS_PER_THREAD)))
-    m = len(row_bounds) - 1
-    parts = [(np.zeros((G, I), x.dtype), np.zeros((G, H), x.dtype), np.zeros(G, x.dtype)) for _ in range(m)]
-    x2, h2, dz2 = (a.reshape(T * B, -1) for a in (x, fwd.h, ws.dz))
-    dx2 = np.empty((0, I), x.dtype) if dx is None else dx.reshape(T * B, I)
-
-    def gradients(r0, r1):
-        g_ih, g_hh, g_b = parts[int(np.searchsorted(row_bounds, r0))]
-        gradient_rows(x2, W_ih, fwd.h0, h2, dz2, B, r0, r1, g_ih, g_hh, g_b, dx2)
-
-    _in_parallel(gradients, row_bounds)
-    for out, k in ((dW_ih, 0), (dW_hh, 1), (db, 2)):
-        out[:] = parts[0][k] if m == 1 else sum(p[k] for p in parts)
+    for g_ih, g_hh, g_b in parts[1:]:
+        dW_ih += g_ih
+        dW_hh += g_hh
+        db += g_b
 
 
 class CpuBackend:
@@ -225,7 +220,7 @@ class CpuModel:
 
     def _workspace(self, T: int, B: int) -> _Workspace:
         if self._ws is None or self._ws.shape != (T, B):
-            self._ws = _Workspace(self.cell, T, B, self.hidden, self.dtype, share_gates=True)
+            self._ws = _Workspace(self.cell, T, B, self.hidden, self.dtype)
         return self._ws
 
     def step(self, x, y) -> StepStats:
@@ -275,10 +270,10 @@ class CpuModel:
 
 def compiled_kernels():
     """Every CPU ``@njit`` dispatcher, for warm-up and cache statistics."""
-    from kernels import cpu_common, optim
+    from kernels import optim
 
     return [cpu_lstm.forward_rows, cpu_lstm.backward_rows, cpu_rnn.forward_rows, cpu_rnn.backward_rows,
-            cpu_common.gradient_rows, optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step]
+            optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step]
 
 
 def warm_up(cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=None) -> dict:

@@ -1,13 +1,19 @@
-"""What the CPU RNN and LSTM kernels share: how work is split into chunks, the weight gradients."""
+"""What the CPU RNN and LSTM kernels share: how the batch is split, and the weight gradients.
+
+The reverse sweep never stores ∂L/∂z for all steps. Each thread collects the
+rows of its last few steps in a *panel* (∂L/∂z_t beside the h_{t-1} and x_t they
+multiply) and, when the panel holds :data:`PANEL_ROWS` rows, adds them into its
+own weight gradients with one matrix product: big enough for BLAS to run near
+peak, small enough to stay in cache.
+"""
 import numpy as np
 from numba import njit
 
 from kernels.blas import gemm
 from kernels.config import JIT
-from kernels.fpenv import denormals_off, restore
 
-#: fewest (t, b) rows per thread in the weight-gradient products (below, one thread is faster)
-MIN_ROWS_PER_THREAD = 256
+#: rows (steps × batch rows of a chunk) gathered before a weight-gradient product
+PANEL_ROWS = 256
 
 
 def even_bounds(n_items: int, n_parts: int) -> list[int]:
@@ -17,27 +23,32 @@ def even_bounds(n_items: int, n_parts: int) -> list[int]:
 
 
 @njit(**JIT)
-def _gradient_rows(x2, W_ih, h0, h2, dz2, B, r0, r1, dW_ih, dW_hh, db, dx2):
-    gemm(dz2[r0:r1].T, x2[r0:r1], dW_ih, 1.0)
-    if dx2.shape[0] > 0:
-        gemm(dz2[r0:r1], W_ih, dx2[r0:r1], 0.0)
-    # ∂W_hh = Σ_t dz_tᵀ h_{t-1}: rows r of dz pair with rows r - B of h (h_0 for the first B)
-    lo = max(r0, B)
-    if r1 > lo:
-        gemm(dz2[lo:r1].T, h2[lo - B:r1 - B], dW_hh, 1.0)
-    if r0 < B:
-        gemm(dz2[r0:min(r1, B)].T, h0[r0:min(r1, B)], dW_hh, 1.0)
-    for r in range(r0, r1):
-        db += dz2[r]
+def new_panel(n_rows, G, H, I, like):
+    """Panel buffers (∂L/∂z, h_{t-1}, x_t) for a chunk of ``n_rows`` batch rows, in ``like``'s dtype:
+    ``steps · n_rows`` rows each, ``steps = max(1, PANEL_ROWS // n_rows)``."""
+    rows = max(1, PANEL_ROWS // n_rows) * n_rows
+    return np.empty((rows, G), like.dtype), np.empty((rows, H), like.dtype), np.empty((rows, I), like.dtype)
 
 
 @njit(**JIT)
-def gradient_rows(x2, W_ih, h0, h2, dz2, B, r0, r1, dW_ih, dW_hh, db, dx2):
-    """Add the weight gradients of (t, b) rows ``r0:r1`` into ``dW_ih, dW_hh, db``; write ``dx2[r0:r1]``.
+def copy_rows(src, dst):
+    """``dst[:] = src`` for 2-D arrays with contiguous rows (a loop LLVM vectorizes; Numba's slice
+    assignment does not)."""
+    for n in range(src.shape[0]):
+        s, d = src[n], dst[n]
+        for k in range(s.size):
+            d[k] = s[k]
 
-    ``x2 : (T·B, I)``, ``h2 : (T·B, H)``, ``dz2 : (T·B, G)`` are the flattened sequences;
-    ``dx2`` is ``(T·B, I)``, or ``(0, I)`` when ∂L/∂x is not wanted.
-    """
-    old = denormals_off()
-    _gradient_rows(x2, W_ih, h0, h2, dz2, B, r0, r1, dW_ih, dW_hh, db, dx2)
-    restore(old)
+
+@njit(**JIT)
+def flush_panel(dz_p, h_p, x_p, rows, dW_ih, dW_hh, db):
+    """Add the first ``rows`` panel rows into ``dW_hh += dzᵀ h``, ``dW_ih += dzᵀ x``, ``db += Σ dz``."""
+    if rows == 0:
+        return
+    dz = dz_p[:rows]
+    gemm(dz.T, h_p[:rows], dW_hh, 1.0)
+    gemm(dz.T, x_p[:rows], dW_ih, 1.0)
+    for r in range(rows):
+        d = dz[r]
+        for k in range(db.size):
+            db[k] += d[k]

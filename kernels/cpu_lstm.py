@@ -12,13 +12,14 @@ Equations, per step t (⊙ element-wise)::
     c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(c_t)
 
 Speed: sequences in a batch are independent, so the batch is split into one
-chunk per thread (``prange``) and each thread runs the whole time loop on its
-rows with single-threaded BLAS: no synchronisation per step. Per step a
-thread does two small products and one fused gate loop that LLVM vectorizes
-(float32 tanh/σ are polynomial, kernels/activations.py). The backward pass
-fuses the element-wise work into the reverse sweep; the weight gradients are
-then one product over all (t, b) rows, split over the threads. Callers own
-every buffer: nothing is allocated per step.
+chunk per thread and each thread runs the whole time loop on its rows with
+single-threaded BLAS: no synchronisation per step. Per step a thread does
+the products as BLAS small-matrix calls (kernels/blas.py) and one fused gate
+loop that LLVM vectorizes (float32 tanh/σ are polynomial,
+kernels/activations.py). The reverse sweep fuses the element-wise work and
+gathers the weight gradients in panels of a few steps, each added with one
+product (kernels/cpu_common.py). ∂L/∂z is never stored for all steps; the
+large buffers (h, c, gates) belong to the caller.
 """
 import numpy as np
 from numba import njit
@@ -26,6 +27,7 @@ from numba import njit
 from kernels.activations import sigmoid, tanh
 from kernels.blas import gemm
 from kernels.config import JIT
+from kernels.cpu_common import copy_rows, flush_panel, new_panel
 from kernels.fpenv import denormals_off, restore
 
 
@@ -95,27 +97,28 @@ def _cell_backward(gates, c_prev, c, dh, dh_next, dc_next, dz):
 
 
 @njit(**JIT)
-def _copy_rows(src, dst):
-    for n in range(src.shape[0]):
-        s, d = src[n], dst[n]
-        for k in range(s.size):
-            d[k] = s[k]
-
-
-@njit(**JIT)
-def _backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norm_sum, dh0, dc0, b0, b1):
+def _backward_rows(W_ih, W_hh, x, h0, c0, h, c, gates, dh, norm_sum, dh0, dc0, dW_ih, dW_hh, db, dx, b0, b1):
+    n = b1 - b0
     dh_next = dh0[b0:b1]  # ∂L/∂h_t arriving from step t+1 (dh0 doubles as the buffer)
     dc_next = dc0[b0:b1]
     dh_next[:] = 0.0
     dc_next[:] = 0.0
-    # ∂L/∂z_t goes to a buffer of its own first: with dz and gates possibly one array, the
-    # element-wise loop would fail LLVM's run-time alias checks and run scalar (2x slower)
-    dz_t = np.empty((b1 - b0, gates.shape[2]), dtype=gates.dtype)
+    dz_p, h_p, x_p = new_panel(n, gates.shape[2], h.shape[2], x.shape[2], h)
+    k = 0  # panel rows filled
     for t in range(h.shape[0] - 1, -1, -1):
+        h_prev = h0[b0:b1] if t == 0 else h[t - 1, b0:b1]
         c_prev = c0[b0:b1] if t == 0 else c[t - 1, b0:b1]
-        norm_sum[t] = _cell_backward(gates[t, b0:b1], c_prev, c[t, b0:b1], dh[t, b0:b1], dh_next, dc_next, dz_t)
-        gemm(dz_t, W_hh, dh_next, 0.0)  # ∂L/∂h_{t-1} through the recurrence
-        _copy_rows(dz_t, dz[t, b0:b1])
+        dz = dz_p[k:k + n]
+        norm_sum[t] = _cell_backward(gates[t, b0:b1], c_prev, c[t, b0:b1], dh[t, b0:b1], dh_next, dc_next, dz)
+        gemm(dz, W_hh, dh_next, 0.0)  # ∂L/∂h_{t-1} through the recurrence
+        if dx.shape[0] > 0:
+            gemm(dz, W_ih, dx[t, b0:b1], 0.0)
+        copy_rows(h_prev, h_p[k:k + n])
+        copy_rows(x[t, b0:b1], x_p[k:k + n])
+        k += n
+        if k == dz_p.shape[0] or t == 0:
+            flush_panel(dz_p, h_p, x_p, k, dW_ih, dW_hh, db)
+            k = 0
 
 
 @njit(**JIT)
@@ -131,11 +134,10 @@ def forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, b0, b1):
 
 
 @njit(**JIT)
-def backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norm_sum, dh0, dc0, b0, b1):
-    """The BPTT reverse sweep on batch rows ``b0:b1``; ``norm_sum[t]`` gets Σ_rows ‖∂L/∂h_t‖.
-
-    ``dz`` receives ∂L/∂z; it may be ``gates`` itself (the training step reuses that memory).
-    """
+def backward_rows(W_ih, W_hh, x, h0, c0, h, c, gates, dh, norm_sum, dh0, dc0, dW_ih, dW_hh, db, dx, b0, b1):
+    """BPTT on batch rows ``b0:b1``: adds their weight gradients into ``dW_ih, dW_hh, db`` (this
+    chunk's own arrays), writes ``dx[:, b0:b1]`` unless ``dx`` has no rows, and sets
+    ``norm_sum[t]`` = Σ_rows ‖∂L/∂h_t‖ and ``dh0, dc0`` rows = ∂L/∂h_0, ∂L/∂c_0."""
     old = denormals_off()
-    _backward_rows(W_hh, h0, c0, h, c, gates, dh, dz, norm_sum, dh0, dc0, b0, b1)
+    _backward_rows(W_ih, W_hh, x, h0, c0, h, c, gates, dh, norm_sum, dh0, dc0, dW_ih, dW_hh, db, dx, b0, b1)
     restore(old)

@@ -7,7 +7,7 @@ Shapes (PyTorch ``nn.RNN`` layout)::
 Equation: ``h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b)``. Same structure as
 kernels/cpu_lstm.py: batch chunks in parallel, each running the whole time
 loop with two small products and one vectorizable loop per step; weight
-gradients as one product over all (t, b) rows.
+gradients gathered in panels during the reverse sweep (kernels/cpu_common.py).
 """
 import numpy as np
 from numba import njit
@@ -15,42 +15,63 @@ from numba import njit
 from kernels.activations import tanh
 from kernels.blas import gemm
 from kernels.config import JIT
+from kernels.cpu_common import copy_rows, flush_panel, new_panel
 from kernels.fpenv import denormals_off, restore
 
 
 @njit(**JIT)
-def _forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
-    H = h0.shape[1]
-    for t in range(x.shape[0]):
-        z_all = h[t, b0:b1]
-        gemm(x[t, b0:b1], W_ihT, z_all, 0.0)
-        gemm(h0[b0:b1] if t == 0 else h[t - 1, b0:b1], W_hhT, z_all, 1.0)
-        for n in range(b1 - b0):
-            z = z_all[n]
-            for j in range(H):
-                z[j] = tanh(z[j] + b[j])
+def _cell_forward(z, b):
+    """``z : (n, H)`` holds x_t W_ihᵀ + h_{t-1} W_hhᵀ in, h_t out (a function of its own so it vectorizes)."""
+    for n in range(z.shape[0]):
+        z_n = z[n]
+        for j in range(z.shape[1]):
+            z_n[j] = tanh(z_n[j] + b[j])
 
 
 @njit(**JIT)
-def _backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1):
-    T, _, H = h.shape
+def _cell_backward(h, dh, dh_next, dz):
+    """∂L/∂z_t = (∂L/∂h_t)(1 - h_t²) for ``n`` rows into ``dz : (n, H)``; returns Σ_rows ‖∂L/∂h_t‖."""
     one = h.dtype.type(1.0)
-    dh_next = dh0[b0:b1]
+    total = 0.0
+    for n in range(h.shape[0]):
+        h_n, dh_in, dh_n, d = h[n], dh[n], dh_next[n], dz[n]
+        sq = h.dtype.type(0.0)
+        for j in range(h.shape[1]):
+            v = dh_in[j] + dh_n[j]  # ∂L/∂h_t
+            sq += v * v
+            d[j] = v * (one - h_n[j] * h_n[j])
+        total += np.sqrt(sq)
+    return total
+
+
+@njit(**JIT)
+def _forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
+    for t in range(x.shape[0]):
+        z = h[t, b0:b1]
+        gemm(x[t, b0:b1], W_ihT, z, 0.0)
+        gemm(h0[b0:b1] if t == 0 else h[t - 1, b0:b1], W_hhT, z, 1.0)
+        _cell_forward(z, b)
+
+
+@njit(**JIT)
+def _backward_rows(W_ih, W_hh, x, h0, h, dh, norm_sum, dh0, dW_ih, dW_hh, db, dx, b0, b1):
+    n = b1 - b0
+    dh_next = dh0[b0:b1]  # ∂L/∂h_t arriving from step t+1 (dh0 doubles as the buffer)
     dh_next[:] = 0.0
-    for t in range(T - 1, -1, -1):
-        total = 0.0
-        for n in range(b1 - b0):
-            row = b0 + n
-            d = dz[t, row]
-            ht = h[t, row]
-            sq = h.dtype.type(0.0)
-            for j in range(H):
-                v = dh[t, row, j] + dh_next[n, j]
-                sq += v * v
-                d[j] = v * (one - ht[j] * ht[j])
-            total += np.sqrt(sq)
-        norm_sum[t] = total
-        gemm(dz[t, b0:b1], W_hh, dh_next, 0.0)
+    dz_p, h_p, x_p = new_panel(n, h.shape[2], h.shape[2], x.shape[2], h)
+    k = 0  # panel rows filled
+    for t in range(h.shape[0] - 1, -1, -1):
+        dz = dz_p[k:k + n]
+        norm_sum[t] = _cell_backward(h[t, b0:b1], dh[t, b0:b1], dh_next, dz)
+        gemm(dz, W_hh, dh_next, 0.0)  # ∂L/∂h_{t-1} through the recurrence
+        if dx.shape[0] > 0:
+            gemm(dz, W_ih, dx[t, b0:b1], 0.0)
+        copy_rows(h0[b0:b1] if t == 0 else h[t - 1, b0:b1], h_p[k:k + n])
+        copy_rows(x[t, b0:b1], x_p[k:k + n])
+        k += n
+        if k == dz_p.shape[0] or t == 0:
+            flush_panel(dz_p, h_p, x_p, k, dW_ih, dW_hh, db)
+            k = 0
 
 
 @njit(**JIT)
@@ -62,8 +83,10 @@ def forward_rows(x, W_ihT, W_hhT, b, h0, h, b0, b1):
 
 
 @njit(**JIT)
-def backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1):
-    """The BPTT reverse sweep on batch rows ``b0:b1``; ``norm_sum[t]`` gets Σ_rows ‖∂L/∂h_t‖."""
+def backward_rows(W_ih, W_hh, x, h0, h, dh, norm_sum, dh0, dW_ih, dW_hh, db, dx, b0, b1):
+    """BPTT on batch rows ``b0:b1``: adds their weight gradients into ``dW_ih, dW_hh, db`` (this
+    chunk's own arrays), writes ``dx[:, b0:b1]`` unless ``dx`` has no rows, and sets
+    ``norm_sum[t]`` = Σ_rows ‖∂L/∂h_t‖ and the ``dh0`` rows = ∂L/∂h_0."""
     old = denormals_off()
-    _backward_rows(W_hh, h, dh, dz, norm_sum, dh0, b0, b1)
+    _backward_rows(W_ih, W_hh, x, h0, h, dh, norm_sum, dh0, dW_ih, dW_hh, db, dx, b0, b1)
     restore(old)
