@@ -151,3 +151,60 @@ def run_bench(cells=("rnn", "lstm"), grid=GRID, budget_s: float = 1.0, with_torc
 
 def rows_as_dicts(rows: list[BenchRow]) -> list[dict]:
     return [asdict(r) for r in rows]
+
+
+#: the memory target's config: an LSTM training run at T = 1000, B = 32, H = 128
+MEMORY_CONFIG = (1000, 32, 128)
+
+
+def activation_bytes(cell: str, T: int, B: int, H: int, itemsize: int = 4) -> int:
+    """What BPTT must keep per training step: h_t for the RNN; h_t, c_t and the four gates for the LSTM."""
+    return (6 if cell == "lstm" else 1) * T * B * H * itemsize
+
+
+def training_memory(cell: str = "lstm", T: int = MEMORY_CONFIG[0], B: int = MEMORY_CONFIG[1],
+                    H: int = MEMORY_CONFIG[2], steps: int = 3) -> dict:
+    """Peak memory of a training run (the Trainer, as ``lstm-explorer train`` runs it, probes included),
+    measured in a fresh process as the growth of its peak resident set over the process just before.
+
+    Returns ``{"cell", "seq_len", "batch", "hidden", "steps", "peak_mb", "activations_mb", "ratio"}``.
+    """
+    import json
+    import subprocess
+    import sys
+
+    code = f"from explorer.benchmark import _memory_child; _memory_child({cell!r}, {T}, {B}, {H}, {steps})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _memory_child(cell: str, T: int, B: int, H: int, steps: int) -> None:
+    import json
+
+    import kernels
+    from explorer.training import TrainConfig, Trainer
+
+    kernels.backend("cpu").warm_up((cell,))  # compiled code is not the run's memory
+    config = TrainConfig(task="adding", seq_len=T, cells=(cell,), hidden=H, batch=B, steps=steps)
+    base = _resident_bytes(reset_peak=True)
+    for _ in Trainer(config).run():
+        pass
+    peak = _resident_bytes(peak=True) - base
+    activations = activation_bytes(cell, T, B, H)
+    print(json.dumps({"cell": cell, "seq_len": T, "batch": B, "hidden": H, "steps": steps,
+                      "peak_mb": peak / 2 ** 20, "activations_mb": activations / 2 ** 20,
+                      "ratio": peak / activations}))
+
+
+def _resident_bytes(peak: bool = False, reset_peak: bool = False) -> int:
+    """Resident set size of this process (Linux /proc; ``peak``: the high-water mark, which
+    ``reset_peak`` first resets to the current size)."""
+    if reset_peak:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    key = "VmHWM:" if peak else "VmRSS:"
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {key}")

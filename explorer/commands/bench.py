@@ -6,10 +6,15 @@ warm-up, then the median of repeats. Without PyTorch installed (extra
 `bench`), only our figures are shown. peak = achieved fraction of this
 machine's float32 matrix-product peak (a large NumPy matmul).
 
+--memory instead measures the peak memory of an LSTM training run at
+T=1000, B=32, H=128 (or --grid's first TxBxH) in a fresh process, against the
+activations BPTT must keep (h, c and four gates per step and sequence).
+
 examples:
   lstm-explorer bench
   lstm-explorer bench --json --cell lstm
   lstm-explorer bench --grid 100x32x32,1000x32x64
+  lstm-explorer bench --memory
 """
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="time budget per config and framework (default: %(default)s)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--memory", action="store_true",
+                   help="measure the peak memory of a training run instead (Linux; default 1000x32x128, lstm)")
 
 
 def _parse_grid(text: str | None):
@@ -57,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
     grid = _parse_grid(args.grid)
+    if args.memory:
+        return _memory(cells, grid if args.grid else None, args.json)
     if not args.no_torch and not torch_available() and not args.json:
         print("PyTorch is not installed (pip install 'lstm-explorer[bench]'): showing our figures only",
               file=sys.stderr)
@@ -73,4 +82,20 @@ def run(args: argparse.Namespace) -> int:
         speedup = "—" if r.speedup is None else f"{r.speedup:.2f}x"
         print(f"{r.cell:<5} {r.seq_len:>5} {r.batch:>4} {r.hidden:>4} {r.ms_per_step:>9.2f} {torch_ms:>9} "
               f"{speedup:>8} {100 * r.peak_fraction:>5.1f}%")
+    return 0
+
+
+def _memory(cells, grid, as_json: bool) -> int:
+    from explorer.benchmark import MEMORY_CONFIG, training_memory
+
+    if not sys.platform.startswith("linux"):
+        raise ConfigError("--memory reads /proc and works on Linux only")
+    T, B, H = grid[0] if grid else MEMORY_CONFIG
+    cell = "lstm" if "lstm" in cells else cells[0]
+    result = training_memory(cell, T, B, H)
+    if as_json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"{cell} T={T} B={B} H={H}: peak memory of training {result['peak_mb']:.1f} MiB, "
+              f"activations BPTT must keep {result['activations_mb']:.1f} MiB, ratio {result['ratio']:.2f}x")
     return 0
