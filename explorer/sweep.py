@@ -24,14 +24,13 @@ run) and returns a result dict (the columns of :data:`sessions.sweep.COLUMNS`).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 

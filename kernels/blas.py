@@ -12,8 +12,6 @@ machine's AVX-512 build: 109 GFLOP/s for (16×128)·(128×512) as four tiles,
 The call goes to Numba's own C helper ``numba_xxgemm`` (Fortran ``?gemm`` from
 SciPy's BLAS) by symbol name, so ``cache=True`` keeps working.
 """
-import numpy as np
-from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic

@@ -17,7 +17,6 @@ region, and plain threads are safe from the GUI's worker thread too.
 CUDA settings (threads per block, tile sizes) live here too, so tests can
 patch them small and launches span several blocks.
 """
-import os
 
 import numba
 

@@ -11,8 +11,9 @@ from kernels.config import PARALLEL_MIN_MACS, cpu_threads, own_the_threads
 from kernels.cpu_common import even_bounds
 from kernels.errors import KernelInputError
 from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
-from kernels.params import CELLS, PARAM_KEYS, check_input, check_params, flat_views, initial_state, param_shapes
-from kernels.readout import LOSS_KINDS, readout_loss
+from kernels.model import ModelBase, train_tiny_models
+from kernels.params import check_input, check_params, flat_views, initial_state
+from kernels.readout import readout_loss
 from kernels.results import Forward, Gradients, StepStats
 
 
@@ -169,54 +170,22 @@ def _layer_arrays(params: dict, dtype):
     return W_ih, W_hh, b
 
 
-class CpuModel:
+class CpuModel(ModelBase):
     """Recurrent layer + linear readout + optimizer, trained in place on the CPU.
 
-    Parameters
-    ----------
-    cell : "rnn" | "lstm"
-    params : dict with :data:`kernels.params.PARAM_KEYS` (PyTorch layout), copied in
-    loss_kind : one of :data:`kernels.readout.LOSS_KINDS`
-    window : final steps read out (1 for the ``*_last`` losses)
-    optimizer : "adam" | "sgd";  lr, momentum, clip (0 disables), betas, eps as in PyTorch
+    Constructor arguments: see :class:`kernels.model.ModelBase`. ``params`` and ``grads``
+    are dicts of views into one flat buffer each.
     """
 
-    def __init__(self, cell: str, params: dict, *, loss_kind: str, window: int = 1, optimizer: str = "adam",
-                 lr: float = 1e-3, momentum: float = 0.9, clip: float = 1.0,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        if cell not in CELLS:
-            raise KernelInputError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
-        if loss_kind not in LOSS_KINDS:
-            raise KernelInputError(f"unknown loss kind {loss_kind!r}: choose one of {', '.join(LOSS_KINDS)}")
-        if optimizer not in ("adam", "sgd"):
-            raise KernelInputError(f"unknown optimizer {optimizer!r}: choose adam or sgd")
-        n_in, H, dtype = check_params(cell, params)
-        missing = [k for k in PARAM_KEYS if k not in params]
-        if missing:
-            raise KernelInputError(f"model parameters lack {', '.join(missing)}")
-        n_out = np.shape(params["readout.weight"])[0]
-        self.cell, self.n_in, self.hidden, self.n_out, self.dtype = cell, n_in, H, n_out, dtype
-        self.loss_kind, self.window = loss_kind, window
-        self.optimizer, self.lr, self.momentum, self.clip = optimizer, lr, momentum, clip
-        self.betas, self.eps = betas, eps
-        self.shapes = param_shapes(cell, n_in, H, n_out)
-        size = sum(int(np.prod(s)) for s in self.shapes.values())
-        self._flat = np.empty(size, dtype)
-        self._grad = np.zeros(size, dtype)
+    def __init__(self, cell: str, params: dict, **settings):
+        super().__init__(cell, params, **settings)
+        size = self._flat.size
+        self._grad = np.zeros(size, self.dtype)
         self.params = flat_views(self.shapes, self._flat)
         self.grads = flat_views(self.shapes, self._grad)
-        for name, shape in self.shapes.items():
-            value = np.asarray(params[name])
-            if value.shape != shape:
-                raise KernelInputError(f"{name} has shape {value.shape}, expected {shape}")
-            self.params[name][:] = value
-        self._state = [np.zeros(size, dtype), np.zeros(size, dtype)]  # Adam m, v (SGD uses the first)
+        self._state = [np.zeros(size, self.dtype), np.zeros(size, self.dtype)]  # Adam m, v (SGD uses the first)
         self._updates = 0
         self._ws: _Workspace | None = None
-
-    @property
-    def param_count(self) -> int:
-        return self._flat.size
 
     def _workspace(self, T: int, B: int) -> _Workspace:
         if self._ws is None or self._ws.shape != (T, B):
@@ -285,8 +254,6 @@ def warm_up(cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=
     """
     import time
 
-    from kernels.params import init_params
-
     def counts():
         hits = misses = 0
         for k in compiled_kernels():
@@ -296,15 +263,6 @@ def warm_up(cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=
 
     hits0, misses0 = counts()
     start = time.perf_counter()
-    rng = np.random.default_rng(0)
-    for done, cell in enumerate(cells):
-        if progress:
-            progress(done, len(cells), f"{cell} kernels")
-        model = CpuModel(cell, init_params(cell, 2, 3, 1, rng, dtype), loss_kind="mse_last",
-                         optimizer=optimizer)
-        model.step(np.zeros((2, 1, 2), dtype), np.zeros(1, dtype))
-        model.probe(np.zeros((2, 1, 2), dtype))
-    if progress:
-        progress(len(cells), len(cells), "done")
+    train_tiny_models(CpuModel, cells, dtype, optimizer, progress)
     hits, misses = counts()
     return {"seconds": time.perf_counter() - start, "compiled": misses - misses0, "cached": hits - hits0}

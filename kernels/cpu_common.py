@@ -52,3 +52,25 @@ def flush_panel(dz_p, h_p, x_p, rows, dW_ih, dW_hh, db):
         d = dz[r]
         for k in range(db.size):
             db[k] += d[k]
+
+
+@njit(**JIT)
+def finish_step(panel, k, n, W_ih, W_hh, h_prev, x, dh_next, dx, t, b0, dW_ih, dW_hh, db):
+    """Everything after a reverse step's ∂L/∂z_t (panel rows ``k:k+n``) that the cells share.
+
+    Writes ∂L/∂h_{t-1} = ∂L/∂z_t W_hh into ``dh_next`` and, if ``dx`` has rows, ∂L/∂x_t into
+    ``dx[t, b0:b0+n]``; puts h_{t-1} and x_t beside ∂L/∂z_t in the panel and adds the panel into
+    ``dW_ih, dW_hh, db`` when it is full or t = 0. Returns the panel rows now filled.
+    """
+    dz_p, h_p, x_p = panel
+    dz = dz_p[k:k + n]
+    gemm(dz, W_hh, dh_next, 0.0)
+    if dx.shape[0] > 0:
+        gemm(dz, W_ih, dx[t, b0:b0 + n], 0.0)
+    copy_rows(h_prev, h_p[k:k + n])
+    copy_rows(x[t, b0:b0 + n], x_p[k:k + n])
+    k += n
+    if k == dz_p.shape[0] or t == 0:
+        flush_panel(dz_p, h_p, x_p, k, dW_ih, dW_hh, db)
+        k = 0
+    return k

@@ -27,7 +27,7 @@ from numba import njit
 from kernels.activations import sigmoid, tanh
 from kernels.blas import gemm
 from kernels.config import JIT
-from kernels.cpu_common import copy_rows, flush_panel, new_panel
+from kernels.cpu_common import finish_step, new_panel
 from kernels.fpenv import denormals_off, restore
 
 
@@ -103,22 +103,14 @@ def _backward_rows(W_ih, W_hh, x, h0, c0, h, c, gates, dh, norm_sum, dh0, dc0, d
     dc_next = dc0[b0:b1]
     dh_next[:] = 0.0
     dc_next[:] = 0.0
-    dz_p, h_p, x_p = new_panel(n, gates.shape[2], h.shape[2], x.shape[2], h)
+    panel = new_panel(n, gates.shape[2], h.shape[2], x.shape[2], h)
     k = 0  # panel rows filled
     for t in range(h.shape[0] - 1, -1, -1):
         h_prev = h0[b0:b1] if t == 0 else h[t - 1, b0:b1]
         c_prev = c0[b0:b1] if t == 0 else c[t - 1, b0:b1]
-        dz = dz_p[k:k + n]
-        norm_sum[t] = _cell_backward(gates[t, b0:b1], c_prev, c[t, b0:b1], dh[t, b0:b1], dh_next, dc_next, dz)
-        gemm(dz, W_hh, dh_next, 0.0)  # ∂L/∂h_{t-1} through the recurrence
-        if dx.shape[0] > 0:
-            gemm(dz, W_ih, dx[t, b0:b1], 0.0)
-        copy_rows(h_prev, h_p[k:k + n])
-        copy_rows(x[t, b0:b1], x_p[k:k + n])
-        k += n
-        if k == dz_p.shape[0] or t == 0:
-            flush_panel(dz_p, h_p, x_p, k, dW_ih, dW_hh, db)
-            k = 0
+        norm_sum[t] = _cell_backward(gates[t, b0:b1], c_prev, c[t, b0:b1], dh[t, b0:b1], dh_next, dc_next,
+                                     panel[0][k:k + n])
+        k = finish_step(panel, k, n, W_ih, W_hh, h_prev, x, dh_next, dx, t, b0, dW_ih, dW_hh, db)
 
 
 @njit(**JIT)

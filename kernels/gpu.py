@@ -26,8 +26,8 @@ import time
 import numpy as np
 
 from kernels.errors import BackendUnavailable, KernelInputError
-from kernels.params import CELLS, PARAM_KEYS, check_input, check_params, initial_state, param_shapes
-from kernels.readout import LOSS_KINDS
+from kernels.model import ModelBase, train_tiny_models
+from kernels.params import check_input, check_params, flat_views, initial_state
 from kernels.results import Forward, Gradients, StepStats
 
 try:
@@ -37,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - numba is a hard dependency
     raise ImportError(f"numba.cuda cannot be imported: {exc}") from exc
 
 from kernels import gpu_common, gpu_lstm, gpu_rnn
-from kernels.gpu_common import LOSS_CODES, Norms, cdiv, fill, get_kernels, launch_1d, launch_gemm, settings
+from kernels.gpu_common import LOSS_CODES, Norms, fill, get_kernels, launch_1d, launch_gemm, settings
 
 _HOW_TO_FIX = ("use --backend cpu, or on a machine with an NVIDIA GPU install its driver and the `cuda` extra "
                "(pip install 'lstm-explorer[cuda]')")
@@ -198,21 +198,10 @@ class CudaBackend:
         Returns ``{"seconds", "compiled", "cached"}`` like the CPU backend (CUDA kernels are
         compiled per process: ``cached`` is 0).
         """
-        from kernels.params import init_params
-
         dtype = np.dtype(dtype)
         start = time.perf_counter()
         before = _compiled_count()
-        rng = np.random.default_rng(0)
-        for done, cell in enumerate(cells):
-            if progress:
-                progress(done, len(cells), f"{cell} kernels")
-            model = CudaModel(cell, init_params(cell, 2, 3, 1, rng, dtype), loss_kind="mse_last",
-                              optimizer=optimizer)
-            model.step(np.zeros((2, 1, 2), dtype), np.zeros(1, dtype))
-            model.probe(np.zeros((2, 1, 2), dtype))
-        if progress:
-            progress(len(cells), len(cells), "done")
+        train_tiny_models(CudaModel, cells, dtype, optimizer, progress)
         return {"seconds": time.perf_counter() - start, "compiled": _compiled_count() - before, "cached": 0}
 
 
@@ -235,7 +224,7 @@ def _layer_to_device(params: dict, dtype):
     return W_ih, W_hh, b
 
 
-class CudaModel:
+class CudaModel(ModelBase):
     """Recurrent layer + linear readout + optimizer, trained in place on the GPU.
 
     Same constructor and methods as :class:`kernels.cpu.CpuModel`. ``params`` and
@@ -243,56 +232,21 @@ class CudaModel:
     :meth:`state` for host copies.
     """
 
-    def __init__(self, cell: str, params: dict, *, loss_kind: str, window: int = 1, optimizer: str = "adam",
-                 lr: float = 1e-3, momentum: float = 0.9, clip: float = 1.0,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        if cell not in CELLS:
-            raise KernelInputError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
-        if loss_kind not in LOSS_KINDS:
-            raise KernelInputError(f"unknown loss kind {loss_kind!r}: choose one of {', '.join(LOSS_KINDS)}")
-        if optimizer not in ("adam", "sgd"):
-            raise KernelInputError(f"unknown optimizer {optimizer!r}: choose adam or sgd")
-        n_in, H, dtype = check_params(cell, params)
-        missing = [k for k in PARAM_KEYS if k not in params]
-        if missing:
-            raise KernelInputError(f"model parameters lack {', '.join(missing)}")
-        n_out = np.shape(params["readout.weight"])[0]
-        self.cell, self.n_in, self.hidden, self.n_out, self.dtype = cell, n_in, H, n_out, np.dtype(dtype)
-        self.loss_kind, self.window = loss_kind, int(window)
-        self.optimizer, self.lr, self.momentum, self.clip = optimizer, lr, momentum, clip
-        self.betas, self.eps = betas, eps
-        self.shapes = param_shapes(cell, n_in, H, n_out)
-        sizes = [int(np.prod(s)) for s in self.shapes.values()]
-        flat = np.empty(sum(sizes), dtype)
-        offset = 0
-        for (name, shape), size in zip(self.shapes.items(), sizes):
-            value = np.asarray(params[name])
-            if value.shape != shape:
-                raise KernelInputError(f"{name} has shape {value.shape}, expected {shape}")
-            flat[offset:offset + size] = value.reshape(-1)
-            offset += size
-        self._flat = cuda.to_device(flat)
-        self._grad = _zeros(flat.size, dtype)
-        self._state = [_zeros(flat.size, dtype), _zeros(flat.size, dtype)]  # Adam m, v (SGD: buffer)
-        self.params = self._views(self._flat)
-        self.grads = self._views(self._grad)
+    def __init__(self, cell: str, params: dict, **settings):
+        super().__init__(cell, params, **settings)
+        size, dtype = self._flat.size, self.dtype
+        self._grad = _zeros(size, dtype)
+        self._state = [_zeros(size, dtype), _zeros(size, dtype)]  # Adam m, v (SGD: buffer)
+        self.params = flat_views(self.shapes, self._flat)
+        self.grads = flat_views(self.shapes, self._grad)
         self._bias = cuda.device_array(self.shapes["bias_ih"][0], dtype)
-        self._norms = Norms(sizes, dtype)
+        self._norms = Norms([int(np.prod(s)) for s in self.shapes.values()], dtype)
         self._step = 0
         self._ws: _DeviceWorkspace | None = None
         self._ro = None  # readout buffers for the current (T, B)
 
-    def _views(self, flat):
-        views, offset = {}, 0
-        for name, shape in self.shapes.items():
-            size = int(np.prod(shape))
-            views[name] = flat[offset:offset + size].reshape(shape)
-            offset += size
-        return views
-
-    @property
-    def param_count(self) -> int:
-        return int(self._flat.size)
+    def _place(self, flat: np.ndarray):
+        return cuda.to_device(flat)
 
     def _workspace(self, T: int, B: int) -> _DeviceWorkspace:
         if self._ws is None or self._ws.shape != (T, B):

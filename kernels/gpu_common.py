@@ -420,9 +420,32 @@ class Norms:
         k.finish_norms[1, 1](self.partial, self.norms)
 
 
+def weight_gradients(k, x, hs, dz, W_ih, W_hh, dW_ih, dW_hh, db, db2, dx=None, dh0=None):
+    """After a reverse sweep (both cells): ``dW_ih, dW_hh, db`` (= ``db2``) as products over all (t, b)
+    rows of ``dz : (T, B, G)``, and ∂L/∂x into ``dx``, ∂L/∂h_0 into ``dh0`` when given."""
+    T, B, I = x.shape
+    G, H = W_hh.shape
+    dz2 = dz.reshape(T * B, G)
+    launch_gemm(k, dz2, x.reshape(T * B, I), dW_ih, ta=1)
+    launch_gemm(k, dz2, hs[:T].reshape(T * B, H), dW_hh, ta=1)
+    launch_1d(k.colsum, G, dz2, db, db2)
+    if dx is not None:
+        check_device("dx", dx, (T, B, I), W_hh.dtype)
+        launch_gemm(k, dz2, W_ih, dx.reshape(T * B, I))
+    if dh0 is not None:
+        check_device("dh0", dh0, (B, H), W_hh.dtype)
+        launch_gemm(k, dz[0], W_hh, dh0)
+
+
+def ptx_kernels(make, sigs, dtype=np.float32):
+    """``[(name, python function, signature)]`` of the kernels ``make(dtype, tile, tpb)`` builds, with
+    their signatures ``sigs(dtype)`` (compile_ptx checks)."""
+    tile, tpb, _ = settings()
+    py = make(np.dtype(dtype), tile, tpb)
+    sig = sigs(dtype)
+    return [(name, py[name], sig[name]) for name in py]
+
+
 def kernels_for_ptx(dtype=np.float32):
     """``[(name, python function, signature)]`` of every shared kernel (compile_ptx checks)."""
-    tile, tpb, _ = settings()
-    py = _make(np.dtype(dtype), tile, tpb)
-    sig = signatures(dtype)
-    return [(name, py[name], sig[name]) for name in py]
+    return ptx_kernels(_make, signatures, dtype)

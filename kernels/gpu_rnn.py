@@ -21,7 +21,8 @@ import math
 import numpy as np
 from numba import cuda, types
 
-from kernels.gpu_common import cdiv, check_device, get_kernels, launch_1d, launch_gemm, numba_dtype, settings
+from kernels.gpu_common import (cdiv, check_device, get_kernels, launch_gemm, numba_dtype, ptx_kernels,
+                                 settings, weight_gradients)
 
 
 def make_kernels(dtype, TILE: int, TPB: int) -> dict:
@@ -135,21 +136,9 @@ def backward(x, W_ih, W_hh, hs, dh, dz, dhtot, dh_norm, dW_ih, dW_hh, db, db2, d
     for t in range(T - 1, -1, -1):
         kr.rnn_step_bwd[grid, block](dz, t, W_hh, dh, hs, dhtot)
     k.dh_norms[T, tpb](dhtot, dh_norm)
-    dz2 = dz.reshape(T * B, H)
-    launch_gemm(k, dz2, x.reshape(T * B, I), dW_ih, ta=1)
-    launch_gemm(k, dz2, hs[:T].reshape(T * B, H), dW_hh, ta=1)
-    launch_1d(k.colsum, H, dz2, db, db2)
-    if dx is not None:
-        check_device("dx", dx, (T, B, I), dtype)
-        launch_gemm(k, dz2, W_ih, dx.reshape(T * B, I))
-    if dh0 is not None:
-        check_device("dh0", dh0, (B, H), dtype)
-        launch_gemm(k, dz[0], W_hh, dh0)
+    weight_gradients(k, x, hs, dz, W_ih, W_hh, dW_ih, dW_hh, db, db2, dx, dh0)
 
 
 def kernels_for_ptx(dtype=np.float32):
     """``[(name, python function, signature)]`` of every RNN kernel (compile_ptx checks)."""
-    tile, tpb, _ = settings()
-    py = make_kernels(np.dtype(dtype), tile, tpb)
-    sig = signatures(dtype)
-    return [(name, py[name], sig[name]) for name in py]
+    return ptx_kernels(make_kernels, signatures, dtype)

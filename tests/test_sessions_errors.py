@@ -13,7 +13,7 @@ import sessions
 from sessions import (DamagedFileError, EmptyFileError, NotASessionError, NotHDF5Error, SchemaError,
                       SessionError, SessionIsDirectoryError, SessionNotFoundError, SessionPermissionError,
                       SessionWriter, TruncatedFileError, UnsupportedVersionError, open_session, validate)
-from tests.sessions_support import add_run, write_session
+from tests.sessions_support import write_session
 
 
 @pytest.fixture(scope="module")

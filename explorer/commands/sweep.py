@@ -21,7 +21,6 @@ example:
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 from explorer.commands.train import add_config_arguments, config_from_args

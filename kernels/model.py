@@ -1,0 +1,75 @@
+"""What the CPU and CUDA models share: the constructor's checks and the packed parameters."""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.errors import KernelInputError
+from kernels.params import CELLS, PARAM_KEYS, check_params, param_shapes
+from kernels.readout import LOSS_KINDS
+
+
+class ModelBase:
+    """Checks the settings of a recurrent layer + linear readout + optimizer and packs ``params``
+    into one flat buffer, placed by the backend's :meth:`_place` (``self._flat``).
+
+    Parameters
+    ----------
+    cell : "rnn" | "lstm"
+    params : dict with :data:`kernels.params.PARAM_KEYS` (PyTorch layout), copied in
+    loss_kind : one of :data:`kernels.readout.LOSS_KINDS`
+    window : final steps read out (1 for the ``*_last`` losses)
+    optimizer : "adam" | "sgd";  lr, momentum, clip (0 disables), betas, eps as in PyTorch
+    """
+
+    def __init__(self, cell: str, params: dict, *, loss_kind: str, window: int = 1, optimizer: str = "adam",
+                 lr: float = 1e-3, momentum: float = 0.9, clip: float = 1.0,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        if cell not in CELLS:
+            raise KernelInputError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
+        if loss_kind not in LOSS_KINDS:
+            raise KernelInputError(f"unknown loss kind {loss_kind!r}: choose one of {', '.join(LOSS_KINDS)}")
+        if optimizer not in ("adam", "sgd"):
+            raise KernelInputError(f"unknown optimizer {optimizer!r}: choose adam or sgd")
+        n_in, H, dtype = check_params(cell, params)
+        missing = [k for k in PARAM_KEYS if k not in params]
+        if missing:
+            raise KernelInputError(f"model parameters lack {', '.join(missing)}")
+        n_out = np.shape(params["readout.weight"])[0]
+        self.cell, self.n_in, self.hidden, self.n_out, self.dtype = cell, n_in, H, n_out, np.dtype(dtype)
+        self.loss_kind, self.window = loss_kind, int(window)
+        self.optimizer, self.lr, self.momentum, self.clip = optimizer, lr, momentum, clip
+        self.betas, self.eps = betas, eps
+        self.shapes = param_shapes(cell, n_in, H, n_out)
+        flat = np.empty(sum(int(np.prod(s)) for s in self.shapes.values()), dtype)
+        offset = 0
+        for name, shape in self.shapes.items():
+            value = np.asarray(params[name])
+            if value.shape != shape:
+                raise KernelInputError(f"{name} has shape {value.shape}, expected {shape}")
+            flat[offset:offset + value.size] = value.reshape(-1)
+            offset += value.size
+        self._flat = self._place(flat)
+
+    def _place(self, flat: np.ndarray):
+        """Where the parameters live: the host array itself, or a device copy."""
+        return flat
+
+    @property
+    def param_count(self) -> int:
+        return int(self._flat.size)
+
+
+def train_tiny_models(make_model, cells, dtype, optimizer: str, progress=None) -> None:
+    """One tiny training step and probe per cell of ``make_model(cell, params, **settings)``'s models:
+    every kernel a training run needs gets compiled (or loaded). ``progress(done, total, what)``."""
+    from kernels.params import init_params
+
+    rng = np.random.default_rng(0)
+    for done, cell in enumerate(cells):
+        if progress:
+            progress(done, len(cells), f"{cell} kernels")
+        model = make_model(cell, init_params(cell, 2, 3, 1, rng, dtype), loss_kind="mse_last", optimizer=optimizer)
+        model.step(np.zeros((2, 1, 2), dtype), np.zeros(1, dtype))
+        model.probe(np.zeros((2, 1, 2), dtype))
+    if progress:
+        progress(len(cells), len(cells), "done")
