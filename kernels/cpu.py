@@ -41,14 +41,12 @@ class _Workspace:
         self.h0 = np.zeros((B, H), dtype)
         self.c0 = np.zeros((B, H), dtype) if lstm else None
         self.dh = np.zeros((T, B, H), dtype)
-        self.dh_norm = np.empty(T, dtype)
         self.dh0 = np.empty((B, H), dtype)
         self.dc0 = np.empty((B, H), dtype) if lstm else None
 
 
-def _threads(cell: str, x, ws: _Workspace) -> int:
-    """Threads for one call: every one we may use for big steps, one below PARALLEL_MIN_MACS."""
-    B, H = x.shape[1], ws.h.shape[2]
+def _threads(cell: str, B: int, H: int) -> int:
+    """Threads for a batch of ``B`` rows: every one we may use for big steps, one below PARALLEL_MIN_MACS."""
     G = 4 * H if cell == "lstm" else H
     return min(B, cpu_threads()) if B * H * G >= PARALLEL_MIN_MACS else 1
 
@@ -63,49 +61,52 @@ def _in_parallel(fn, bounds) -> None:
         future.result()
 
 
-def _run_forward(cell, W_ih, W_hh, b, x, ws: _Workspace) -> Forward:
-    """Forward into ``ws``, the batch split into one chunk per thread."""
-    W_ihT, W_hhT = np.ascontiguousarray(W_ih.T), np.ascontiguousarray(W_hh.T)
+def _transposed(W_ih, W_hh):
+    """W_ihᵀ, W_hhᵀ as contiguous copies, the layout the forward products run fastest on (kernels/blas.py)."""
+    return np.ascontiguousarray(W_ih.T), np.ascontiguousarray(W_hh.T)
+
+
+def _forward_rows(cell, W_ihT, W_hhT, b, x, ws: _Workspace, b0: int, b1: int) -> None:
+    """The forward pass of batch rows ``b0:b1`` into ``ws``."""
     if cell == "lstm":
-        def rows(b0, b1):
-            cpu_lstm.forward_rows(x, W_ihT, W_hhT, b, ws.h0, ws.c0, ws.h, ws.c, ws.gates, b0, b1)
+        cpu_lstm.forward_rows(x, W_ihT, W_hhT, b, ws.h0, ws.c0, ws.h, ws.c, ws.gates, b0, b1)
     else:
-        def rows(b0, b1):
-            cpu_rnn.forward_rows(x, W_ihT, W_hhT, b, ws.h0, ws.h, b0, b1)
-    _in_parallel(rows, even_bounds(x.shape[1], _threads(cell, x, ws)))
+        cpu_rnn.forward_rows(x, W_ihT, W_hhT, b, ws.h0, ws.h, b0, b1)
+
+
+def _backward_rows(cell, W_ih, W_hh, x, fwd, dh, dh0, dc0, grads, norm_sum, dx, b0: int, b1: int) -> None:
+    """BPTT of batch rows ``b0:b1`` through the forward pass ``fwd`` (a :class:`Forward` or a
+    :class:`_Workspace`): their weight gradients into ``grads = (dW_ih, dW_hh, db)`` (overwritten),
+    Σ_rows ‖∂L/∂h_t‖ into ``norm_sum : (T,)``, ∂L/∂h_0 (∂L/∂c_0) into those rows of ``dh0`` (``dc0``)."""
+    dW_ih, dW_hh, db = grads
+    dW_ih[:] = 0.0
+    dW_hh[:] = 0.0
+    db[:] = 0.0
+    if cell == "lstm":
+        cpu_lstm.backward_rows(W_ih, W_hh, x, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, norm_sum,
+                               dh0, dc0, dW_ih, dW_hh, db, dx, b0, b1)
+    else:
+        cpu_rnn.backward_rows(W_ih, W_hh, x, fwd.h0, fwd.h, dh, norm_sum, dh0, dW_ih, dW_hh, db, dx, b0, b1)
+
+
+def _chunk_grads(chunks: int, like: tuple) -> list[tuple]:
+    """Gradient arrays per batch chunk: the first chunk writes into ``like`` itself."""
+    return [like] + [tuple(np.empty_like(a) for a in like) for _ in range(chunks - 1)]
+
+
+def _add_parts(parts: list[tuple]) -> None:
+    """Sum every chunk's arrays into the first chunk's."""
+    for part in parts[1:]:
+        for total, a in zip(parts[0], part):
+            total += a
+
+
+def _forward(cell, W_ih, W_hh, b, x, ws: _Workspace) -> Forward:
+    """Forward into ``ws``, the batch split into one chunk per thread."""
+    W_ihT, W_hhT = _transposed(W_ih, W_hh)
+    _in_parallel(lambda b0, b1: _forward_rows(cell, W_ihT, W_hhT, b, x, ws, b0, b1),
+                 even_bounds(x.shape[1], _threads(cell, x.shape[1], ws.h.shape[2])))
     return Forward(cell=cell, h=ws.h, c=ws.c, gates=ws.gates, h0=ws.h0, c0=ws.c0)
-
-
-def _run_backward(cell, W_ih, W_hh, x, fwd: Forward, dh, ws: _Workspace, dW_ih, dW_hh, db, dx=None):
-    """BPTT into ``ws`` and ``dW_ih, dW_hh, db`` (and ``dx : (T, B, I)`` if given), the batch split into
-    one chunk per thread; each chunk adds its weight gradients into arrays of its own, summed at the end."""
-    T, B, I = x.shape
-    G, H = W_hh.shape
-    bounds = even_bounds(B, _threads(cell, x, ws))
-    m = len(bounds) - 1
-    norms = np.zeros((m, T))
-    parts = [(dW_ih, dW_hh, db)] + [(np.empty_like(dW_ih), np.empty_like(dW_hh), np.empty_like(db))
-                                    for _ in range(m - 1)]
-    dx = np.empty((0, B, I), x.dtype) if dx is None else dx
-
-    def sweep(b0, b1):
-        k = bounds.index(b0)
-        g_ih, g_hh, g_b = parts[k]
-        g_ih[:] = 0.0
-        g_hh[:] = 0.0
-        g_b[:] = 0.0
-        if cell == "lstm":
-            cpu_lstm.backward_rows(W_ih, W_hh, x, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, norms[k],
-                                   ws.dh0, ws.dc0, g_ih, g_hh, g_b, dx, b0, b1)
-        else:
-            cpu_rnn.backward_rows(W_ih, W_hh, x, fwd.h0, fwd.h, dh, norms[k], ws.dh0, g_ih, g_hh, g_b, dx, b0, b1)
-
-    _in_parallel(sweep, bounds)
-    ws.dh_norm[:] = norms.sum(axis=0) / B
-    for g_ih, g_hh, g_b in parts[1:]:
-        dW_ih += g_ih
-        dW_hh += g_hh
-        db += g_b
 
 
 class CpuBackend:
@@ -129,7 +130,7 @@ class CpuBackend:
         if cell == "lstm":
             ws.c0[:] = initial_state(c0, B, H, dtype, "c0")
         W_ih, W_hh, b = _layer_arrays(params, dtype)
-        return _run_forward(cell, W_ih, W_hh, b, x, ws)
+        return _forward(cell, W_ih, W_hh, b, x, ws)
 
     def backward(self, cell: str, params: dict, x, fwd: Forward, dh) -> Gradients:
         """Full BPTT of ``dh = ∂L/∂h : (T, B, H)`` through the run ``fwd`` of :meth:`forward`.
@@ -145,14 +146,20 @@ class CpuBackend:
         if dh.shape != (T, B, H) or fwd.h.shape != (T, B, H):
             raise KernelInputError(f"dh and fwd.h must have shape (T, B, H) = {(T, B, H)}, "
                                    f"got {dh.shape} and {fwd.h.shape}")
-        ws = _Workspace(cell, T, B, H, dtype)
         W_ih, W_hh, _ = _layer_arrays(params, dtype)
         G = W_hh.shape[0]
-        dW_ih, dW_hh, db = np.empty((G, n_in), dtype), np.empty((G, H), dtype), np.empty(G, dtype)
-        dx = np.empty((T, B, n_in), dtype)
-        _run_backward(cell, W_ih, W_hh, x, fwd, dh, ws, dW_ih, dW_hh, db, dx)
+        bounds = even_bounds(B, _threads(cell, B, H))
+        parts = _chunk_grads(len(bounds) - 1, (np.empty((G, n_in), dtype), np.empty((G, H), dtype),
+                                               np.empty(G, dtype)))
+        norms = np.zeros((len(parts), T))
+        dx, dh0 = np.empty((T, B, n_in), dtype), np.empty((B, H), dtype)
+        dc0 = np.empty((B, H), dtype) if cell == "lstm" else None
+        _in_parallel(lambda b0, b1: _backward_rows(cell, W_ih, W_hh, x, fwd, dh, dh0, dc0, parts[bounds.index(b0)],
+                                                   norms[bounds.index(b0)], dx, b0, b1), bounds)
+        _add_parts(parts)
+        dW_ih, dW_hh, db = parts[0]
         grads = {"weight_ih": dW_ih, "weight_hh": dW_hh, "bias_ih": db, "bias_hh": db.copy(), "x": dx}
-        return Gradients(grads, ws.dh_norm, ws.dh0, ws.dc0)
+        return Gradients(grads, norms.sum(axis=0) / B, dh0, dc0)
 
     def make_model(self, cell: str, params: dict, **options) -> "CpuModel":
         """A trainable model (recurrent layer + readout + optimizer); see :class:`CpuModel`."""
@@ -203,14 +210,37 @@ class CpuModel(ModelBase):
     def _step(self, x, y) -> StepStats:
         p, g = self.params, self.grads
         x = check_input(x, self.dtype, self.n_in)
+        y = np.asarray(y)
         T, B, _ = x.shape
+        if not 1 <= self.window <= T:
+            raise KernelInputError(f"readout window {self.window} must be between 1 and T={T}")
         ws = self._workspace(T, B)
+        W_ih, W_hh = p["weight_ih"], p["weight_hh"]
+        W_ihT, W_hhT = _transposed(W_ih, W_hh)
         b = p["bias_ih"] + p["bias_hh"]
-        fwd = _run_forward(self.cell, p["weight_ih"], p["weight_hh"], b, x, ws)
-        loss, out = readout_loss(self.loss_kind, fwd.h, p["readout.weight"], p["readout.bias"], y,
-                                 self.window, ws.dh, g["readout.weight"], g["readout.bias"])
-        _run_backward(self.cell, p["weight_ih"], p["weight_hh"], x, fwd, ws.dh, ws,
-                      g["weight_ih"], g["weight_hh"], g["bias_ih"])
+        bounds = even_bounds(B, _threads(self.cell, B, self.hidden))
+        readout_rows = self.window * B if self.loss_kind == "ce_window" else B
+        parts = _chunk_grads(len(bounds) - 1, (g["weight_ih"], g["weight_hh"], g["bias_ih"],
+                                               g["readout.weight"], g["readout.bias"]))
+        norms = np.zeros((len(parts), T))
+        losses = [0.0] * len(parts)
+        outs = [None] * len(parts)
+        no_dx = np.empty((0, B, self.n_in), self.dtype)
+
+        def chunk(b0, b1):
+            """Forward, loss and BPTT of rows b0:b1: the loss is row-wise, so chunks never wait on each other."""
+            k = bounds.index(b0)
+            rows = slice(b0, b1)
+            _forward_rows(self.cell, W_ihT, W_hhT, b, x, ws, b0, b1)
+            y_rows = y[:, rows] if self.loss_kind == "ce_window" else y[rows]
+            losses[k], outs[k] = readout_loss(self.loss_kind, ws.h[:, rows], p["readout.weight"], p["readout.bias"],
+                                              y_rows, self.window, ws.dh[:, rows], *parts[k][3:], count=readout_rows)
+            _backward_rows(self.cell, W_ih, W_hh, x, ws, ws.dh, ws.dh0, ws.dc0, parts[k][:3], norms[k], no_dx, b0, b1)
+
+        _in_parallel(chunk, bounds)
+        _add_parts(parts)
+        loss = float(sum(losses))
+        out = np.concatenate(outs, axis=1 if self.loss_kind == "ce_window" else 0)
         g["bias_hh"][:] = g["bias_ih"]
         param_norms = {name: float(np.sqrt(np.dot(v.ravel(), v.ravel()))) for name, v in g.items()}
         norm = float(global_norm(self._grad))
@@ -222,7 +252,7 @@ class CpuModel(ModelBase):
         else:
             sgd_step(self._flat, self._grad, self._state[0], self.lr, self.momentum, self._updates)
         return StepStats(loss=loss, out=out, grad_norm=norm, param_grad_norms=param_norms,
-                         dh_norm=ws.dh_norm.copy())
+                         dh_norm=norms.sum(axis=0) / B)
 
     def probe(self, x) -> Forward:
         """Forward pass only (no training) over ``x : (T, B, I)``; arrays are fresh copies."""
@@ -230,7 +260,7 @@ class CpuModel(ModelBase):
         T, B, _ = x.shape
         ws = _Workspace(self.cell, T, B, self.hidden, self.dtype)
         p = self.params
-        return _run_forward(self.cell, p["weight_ih"], p["weight_hh"], p["bias_ih"] + p["bias_hh"], x, ws)
+        return _forward(self.cell, p["weight_ih"], p["weight_hh"], p["bias_ih"] + p["bias_hh"], x, ws)
 
     def state(self) -> dict[str, np.ndarray]:
         """Copies of the current parameters (PyTorch layout, :data:`PARAM_KEYS`)."""

@@ -14,8 +14,12 @@ from kernels.errors import KernelInputError
 LOSS_KINDS = ("mse_last", "ce_last", "ce_window")
 
 
-def readout_loss(kind, h, W, b, y, window, dh, dW, db):
+def readout_loss(kind, h, W, b, y, window, dh, dW, db, count=None):
     """Loss of the readout ``out = h W_rᵀ + b_r``; writes ∂L/∂h (window rows only), ∂L/∂W_r, ∂L/∂b_r.
+
+    Every loss is a mean of per-sequence terms, so it can be computed on some
+    of a batch's sequences: pass the whole batch's ``count`` (B, or window·B
+    for ``ce_window``) and the parts' losses and gradients add up to the batch's.
 
     Parameters
     ----------
@@ -31,6 +35,7 @@ def readout_loss(kind, h, W, b, y, window, dh, dW, db):
     -------
     loss : float
     out : (B, K) for ``*_last``, (window, B, K) for ``ce_window``  the readout outputs
+    count : int, optional  terms the loss averages over (default: those of this call)
     """
     T, B, H = h.shape
     K = W.shape[0]
@@ -41,19 +46,21 @@ def readout_loss(kind, h, W, b, y, window, dh, dW, db):
     hw = h[T - window:].reshape(window * B, H)               # (N, H), N = window·B
     out = hw @ W.T + b                                       # (N, K)
     if kind == "mse_last":
+        count = B if count is None else count
         diff = out[:, 0] - np.asarray(y, dtype=h.dtype).reshape(-1)
-        loss = float(np.mean(diff.astype(np.float64) ** 2))
-        dout = (2.0 / B) * diff[:, None]
+        loss = float(np.sum(diff.astype(np.float64) ** 2) / count)
+        dout = (2.0 / count) * diff[:, None]
     else:
         labels = np.asarray(y).reshape(-1)
         shifted = out - out.max(axis=1, keepdims=True)
         p = np.exp(shifted)
         p /= p.sum(axis=1, keepdims=True)
         rows = np.arange(labels.size)
-        loss = float(-np.mean(np.log(np.maximum(p[rows, labels].astype(np.float64), 1e-300))))
+        count = labels.size if count is None else count
+        loss = float(-np.sum(np.log(np.maximum(p[rows, labels].astype(np.float64), 1e-300))) / count)
         dout = p
         dout[rows, labels] -= 1.0
-        dout /= labels.size
+        dout /= count
     dout = dout.astype(h.dtype, copy=False)
     np.dot(dout.T, hw, out=dW)
     db[:] = dout.sum(axis=0)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import kernels
+from kernels.config import PARALLEL_MIN_MACS
 from kernels.errors import BackendUnavailable, KernelInputError
 from kernels.params import init_params
 from tests import reference as ref
@@ -94,6 +95,39 @@ def test_training_step_gradients_match_reference(cell, T, B, I, H):
         assert _rel_err(got[k], want[k]) < 1e-9, k
     assert _rel_err(got["readout.weight"], ((2.0 / B) * diff @ h[-1])[None]) < 1e-9
     assert _rel_err(stats.dh_norm, want_norm) < 1e-9
+
+
+@pytest.mark.parametrize("loss_kind, window", [("mse_last", 1), ("ce_last", 1), ("ce_window", 4)])
+def test_training_step_splits_the_batch_without_changing_loss_or_gradients(loss_kind, window):
+    """The training step runs forward, loss and BPTT per batch chunk (one chunk per thread); the
+    whole-batch readout followed by the backward pass must give the same loss, outputs and gradients."""
+    from kernels.readout import readout_loss
+
+    T, B, I, H, K = 12, 64, 3, 32, 5
+    assert B * H * 4 * H >= PARALLEL_MIN_MACS  # big enough to be split when there are 2 threads
+    rng = np.random.default_rng(11)
+    n_out = 1 if loss_kind == "mse_last" else K
+    p = init_params("lstm", I, H, n_out, rng, np.float64)
+    x = rng.standard_normal((T, B, I))
+    y = (rng.standard_normal(B) if loss_kind == "mse_last" else
+         rng.integers(0, K, size=(window, B) if loss_kind == "ce_window" else B))
+    model = be.make_model("lstm", p, loss_kind=loss_kind, window=window, optimizer="sgd", lr=1.0, momentum=0.0,
+                          clip=0.0)
+    stats = model.step(x, y)
+    got = {k: p[k] - v for k, v in model.state().items()}
+
+    layer = {k: v for k, v in p.items() if not k.startswith("readout")}
+    fwd = be.forward("lstm", layer, x)
+    dh, dW, db = np.zeros((T, B, H)), np.empty((n_out, H)), np.empty(n_out)
+    loss, out = readout_loss(loss_kind, fwd.h, p["readout.weight"], p["readout.bias"], y, window, dh, dW, db)
+    want = be.backward("lstm", layer, x, fwd, dh)
+    assert stats.loss == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(stats.out, out, rtol=1e-12)
+    np.testing.assert_allclose(stats.dh_norm, want.dh_norm, rtol=1e-10)
+    for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    np.testing.assert_allclose(got["readout.weight"], dW, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got["readout.bias"], db, rtol=1e-9, atol=1e-12)
 
 
 def _loss(cell, p, x, w):
