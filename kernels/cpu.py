@@ -10,13 +10,11 @@ from kernels import cpu_lstm, cpu_rnn
 from kernels.config import PARALLEL_MIN_MACS, cpu_threads, own_the_threads
 from kernels.cpu_common import even_bounds
 from kernels.errors import KernelInputError
-from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
 from kernels.model import ModelBase, train_tiny_models
+from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
 from kernels.params import check_input, check_params, flat_views, initial_state
 from kernels.readout import readout_loss
 from kernels.results import Forward, Gradients, StepStats
-
-
 
 
 @functools.cache
