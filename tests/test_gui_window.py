@@ -11,6 +11,11 @@ from tests.gui_fixtures import record_session, tiny_config
 
 pytest.importorskip("pytestqt")
 
+#: the longest the event loop may go without running the frame timer while training (ms). Issue #4
+#: asks for < 100 ms. Measured on the 2-core machine: 37-40 ms idle, 47-69 ms with one or two
+#: CPU-bound processes beside it, 73-81 ms with five; the bound leaves room beyond that.
+MAX_FRAME_GAP_MS = 150
+
 
 @pytest.fixture(scope="module")
 def session_file(tmp_path_factory):
@@ -92,10 +97,32 @@ def test_live_training_fills_every_plot_and_records_the_session(window, qtbot):
         _, _, live_loss = window.live_session.run("lstm").scalar("loss")
         np.testing.assert_allclose(loss, live_loss, rtol=1e-6)
     assert path in window.recent_files()
-    # the event loop kept running while training (frames drawn, no long stall)
+    # the event loop kept running while training (frames drawn, no long stall; see the next test)
     assert window.frames >= 1  # the refresh timer drew while training (40 tiny steps take well under a second)
-    # generous: this 2-core test machine is shared (load average often > 5); README has the calm figure
-    assert window.max_frame_gap_ms < 1500, window.max_frame_gap_ms
+    assert window.max_frame_gap_ms < MAX_FRAME_GAP_MS, window.max_frame_gap_ms
+
+
+def test_the_event_loop_never_stalls_while_training(window, qtbot):
+    """Issue #4: the window must never freeze while training. The app's default run (adding,
+    T=100, H=64, B=32: the kernels keep both cores busy) trains for ~2.5 s with every plot live;
+    the frame timer (33 ms) must never fire late by much (see MAX_FRAME_GAP_MS)."""
+    _set_tiny(window, seq_len=100, hidden=64, batch=32, steps=1_000_000, probe_every=50)
+    assert window.start_training()
+    qtbot.waitUntil(lambda: window._compiled, timeout=180_000)
+    steps = lambda: window.live_session.run("lstm").steps  # noqa: E731
+    qtbot.waitUntil(lambda: steps() > 0, timeout=30_000)
+    first = steps()
+    qtbot.wait(2500)
+    trained = steps() - first
+    window.stop_button.click()
+    qtbot.waitUntil(lambda: not window.training, timeout=10_000)
+    assert not window.errors, window.errors
+    assert trained > 50, "the training hardly ran: nothing was measured"
+    assert len(window.frame_gaps) >= 40       # the timer ran all along (about 75 frames in 2.5 s)
+    assert window.draws >= 3                  # and the plots were redrawn while training
+    print(f"longest frame gap {window.max_frame_gap_ms:.0f} ms over {len(window.frame_gaps)} frames, "
+          f"{window.draws} redraws, {trained} steps")
+    assert window.max_frame_gap_ms < MAX_FRAME_GAP_MS, (window.max_frame_gap_ms, sorted(window.frame_gaps)[-5:])
 
 
 def test_pause_resume_stop(window, qtbot):

@@ -92,7 +92,11 @@ def _style_curve(item: pg.PlotDataItem) -> pg.PlotDataItem:
 
 
 class PlotGroup(pg.GraphicsLayoutWidget):
-    """One named, exportable figure (one or several plots in a graphics layout)."""
+    """One named, exportable figure (one or several plots in a graphics layout).
+
+    A :class:`SessionView` redraws a group only when its :meth:`data_key` changed
+    since the last draw, so calling it on every frame costs nothing when nothing new arrived.
+    """
 
     name = ""
     title = ""
@@ -104,12 +108,20 @@ class PlotGroup(pg.GraphicsLayoutWidget):
         self.export_handler = None   # callable(name, fmt) set by the view
         self.plots: list[pg.PlotItem] = []
         self.has_data = False
+        self.drawn_key = None        # data_key() of the last draw (None: never drawn)
+        # the scene paints every pixel of the view (white background): say so, or Qt repaints the
+        # tab widgets beneath on every update of a plot
+        self.viewport().setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
 
     def add_plot(self, row: int, col: int, title: str, xlabel: str, ylabel: str, **kw) -> pg.PlotItem:
         p = self.addPlot(row=row, col=col, title=title, **kw)
         p.setLabel("bottom", xlabel)
         p.setLabel("left", ylabel)
         p.showGrid(x=True, y=True, alpha=0.2)
+        # an axis draws its grid across the whole plot, so every curve update repainted it (tick text
+        # included: most of a frame's cost); cached, it is redrawn only when its range changes
+        for axis in p.axes.values():
+            axis["item"].setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._add_export_menu(p)
         self.plots.append(p)
         return p
@@ -123,12 +135,39 @@ class PlotGroup(pg.GraphicsLayoutWidget):
             act.triggered.connect(lambda _=False, f=fmt: self.export_handler and self.export_handler(self.name, f))
 
     # -- subclasses ------------------------------------------------------------------------------
+    def prepare(self, runs: list) -> None:
+        """Create the per-run plot items up front (creating them mid-training stalled a frame)."""
+
+    def data_key(self, runs: list, probes: dict[str, dict | None], settings: dict):
+        """A value that changes whenever the drawing would (None: always redraw). For probe
+        plots, ``probes`` may hold only each probe's ``step``."""
+        return None
+
     def draw(self, runs: list, probes: dict[str, dict | None], settings: dict) -> None:
         raise NotImplementedError
 
     def csv_table(self, runs: list, probes: dict[str, dict | None]) -> tuple[list[str], list[list]]:
         """Header and rows of the data behind the plot (raw values, not smoothed)."""
         raise NotImplementedError
+
+
+def _set_title(plot: pg.PlotItem, text: str) -> None:
+    """setTitle only when the text changed (each call re-lays-out and repaints the plot)."""
+    if getattr(plot, "_title_text", None) != text:
+        plot._title_text = text
+        plot.setTitle(text)
+
+
+def _selected_steps(runs: list, probes: dict) -> tuple:
+    return tuple((r.name, None if probes.get(r.name) is None else probes[r.name]["step"]) for r in runs)
+
+
+def _rows_key(runs: list) -> tuple:
+    return tuple((r.name, len(r)) for r in runs)
+
+
+def _probes_key(runs: list) -> tuple:
+    return tuple((r.name, int(np.asarray(r.probe_steps).shape[0])) for r in runs)
 
 
 def _fix_x(plot: pg.PlotItem, settings: dict) -> None:
@@ -139,6 +178,61 @@ def _fix_x(plot: pg.PlotItem, settings: dict) -> None:
         plot._fixed_x = x_max
         plot.enableAutoRange(x=False)
         plot.setXRange(0, x_max, padding=0.01)
+
+
+class _StickyY:
+    """Auto-range of a plot's y axis that moves only when the data leaves the view or fills
+    less than half of it, instead of on every new extreme: each range change regenerates
+    and repaints both axes and the grid. A range the user sets with the mouse is kept until
+    they press the plot's auto-range button."""
+
+    PAD = 0.05
+
+    def __init__(self, plot: pg.PlotItem):
+        self.plot = plot
+        self.user = False
+        plot.vb.sigRangeChangedManually.connect(self._on_manual)
+
+    def _on_manual(self, mask) -> None:
+        if len(mask) > 1 and mask[1]:
+            self.user = True
+
+    def fit(self, lo: float, hi: float) -> None:
+        """Keep [lo, hi] (data units, log10 in log mode) in view."""
+        vb = self.plot.vb
+        if vb.state["autoRange"][1]:   # the auto-range button (or a fresh plot): ours again
+            self.user = False
+            vb.enableAutoRange(y=False)
+            self._set(lo, hi)
+            return
+        if self.user or not (math.isfinite(lo) and math.isfinite(hi)):
+            return
+        v0, v1 = vb.viewRange()[1]
+        span = max(hi - lo, 1e-12)
+        if lo < v0 or hi > v1 or span < 0.5 * (v1 - v0):
+            self._set(lo, hi)
+
+    def _set(self, lo: float, hi: float) -> None:
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        pad = self.PAD * (hi - lo)
+        self.plot.vb.setYRange(lo - pad, hi + pad, padding=0)
+
+
+def _finite_range(arrays, log: bool) -> tuple[float, float]:
+    lo, hi = math.inf, -math.inf
+    for a in arrays:
+        a = np.asarray(a, dtype=np.float64)
+        if log:
+            a = a[a > 0]
+            if a.size:
+                a = np.log10(a)
+        a = a[np.isfinite(a)] if a.size else a
+        if a.size:
+            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    return lo, hi
 
 
 def _wide_table(runs: list, series: list[tuple[str, Any, str]]) -> tuple[list[str], list[list]]:
@@ -169,6 +263,7 @@ class ScalarGroup(PlotGroup):
         self.baseline = self.plot.plot([], [], pen=BASELINE_PEN, name="chance")
         self._log = False
         self._ema: dict[str, tuple] = {}   # run name -> (smoothing, n, smoothed array, carry)
+        self._sticky = _StickyY(self.plot)
 
     def _smoothed(self, run, value: np.ndarray, smoothing: float) -> np.ndarray:
         """EMA of ``value``, computing only the rows added since the last frame."""
@@ -192,17 +287,37 @@ class ScalarGroup(PlotGroup):
             faint = pg.mkColor(c)
             faint.setAlpha(70)
             self.raw[run.name] = _style_curve(self.plot.plot([], [], pen=pg.mkPen(faint, width=1)))
-            self.smooth[run.name] = _style_curve(self.plot.plot([], [], pen=pg.mkPen(c, width=2), name=cell_label(run)))
+            self.smooth[run.name] = _style_curve(self.plot.plot([], [], pen=pg.mkPen(c, width=getattr(self, "_width", 2)),
+                                                                name=cell_label(run)))
         return self.raw[run.name], self.smooth[run.name]
 
+    def prepare(self, runs) -> None:
+        for run in runs:
+            self._curves(run)
+
+    def data_key(self, runs, probes, settings):
+        return (_rows_key(runs), float(settings.get("smoothing", 0.6)), bool(settings.get("log", False)),
+                settings.get("x_max"), bool(settings.get("live")))
+
+    def _set_width(self, width: int) -> None:
+        """Smoothed curves 2 px wide, but 1 px while a run is live: a wide pen costs about three
+        times as much to paint (pyqtgraph strokes it), and each live frame repaints every point."""
+        if width != getattr(self, "_width", 2):
+            self._width = width
+            for name, curve in self.smooth.items():
+                curve.setPen(pg.mkPen(curve.opts["pen"].color(), width=width))
+
     def draw(self, runs, probes, settings) -> None:
+        self._set_width(1 if settings.get("live") else 2)
         log = bool(settings.get("log", False))
         if log != self._log:
             self._log = log
             self.plot.setLogMode(False, log)
+            self.plot.vb.enableAutoRange(y=True)   # new units: let the sticky range start over
         smoothing = float(settings.get("smoothing", 0.6))
         _fix_x(self.plot, settings)
         last = 1
+        shown = []
         for run in runs:
             raw, smooth = self._curves(run)
             step, _, value = run.scalar(self.scalar)
@@ -210,12 +325,19 @@ class ScalarGroup(PlotGroup):
                 continue
             raw.setData(step, value)
             smooth.setData(step, self._smoothed(run, value, smoothing))
+            shown.append(value)
             last = max(last, int(step[-1]))
             self.has_data = True
         if runs:
             b = runs[0].baseline["loss" if self.scalar == "loss" else "metric"]
             if math.isfinite(b):
-                self.baseline.setData([0, last], [b, b])
+                end = max(last, int(settings.get("x_max") or 0))
+                if getattr(self, "_baseline_at", None) != (end, b):
+                    self._baseline_at = (end, b)
+                    self.baseline.setData([0, end], [b, b])
+                shown.append(np.array([b]))
+        if shown:
+            self._sticky.fit(*_finite_range(shown, log))
 
     def csv_table(self, runs, probes):
         return _wide_table(runs, [(f"{r.name}_{self.scalar}", r, self.scalar) for r in runs])
@@ -239,7 +361,10 @@ class MetricGroup(ScalarGroup):
         if runs:
             r = runs[0]
             better = "higher" if r.higher_is_better else "lower"
-            self.plot.setLabel("left", f"{r.metric_name} ({better} is better)")
+            label = f"{r.metric_name} ({better} is better)"
+            if getattr(self, "_ylabel", None) != label:
+                self._ylabel = label
+                self.plot.setLabel("left", label)
 
 
 class GradFlowGroup(PlotGroup):
@@ -252,21 +377,36 @@ class GradFlowGroup(PlotGroup):
         self.plot = self.add_plot(0, 0, self.title, "time step t", "log10 ‖∂L/∂h_t‖")
         self.legend = self.plot.addLegend(offset=(10, 10))
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self._sticky = _StickyY(self.plot)
+
+    def prepare(self, runs) -> None:
+        for run in runs:
+            self._curve(run)
+
+    def _curve(self, run) -> pg.PlotDataItem:
+        if run.name not in self.curves:
+            self.curves[run.name] = self.plot.plot([], [], pen=pg.mkPen(cell_color(run.cell), width=2),
+                                                   name=cell_label(run))
+        return self.curves[run.name]
+
+    def data_key(self, runs, probes, settings):
+        return _selected_steps(runs, probes)
 
     def draw(self, runs, probes, settings) -> None:
-        steps = []
+        steps, shown = [], []
         for run in runs:
             p = probes.get(run.name)
-            if run.name not in self.curves:
-                self.curves[run.name] = self.plot.plot([], [], pen=pg.mkPen(cell_color(run.cell), width=2),
-                                                       name=cell_label(run))
+            curve = self._curve(run)
             if p is None:
                 continue
-            g = p["grad_norm_t"]
-            self.curves[run.name].setData(np.arange(g.shape[0]), log10_safe(g))
+            y = log10_safe(p["grad_norm_t"])
+            curve.setData(np.arange(y.shape[0]), y)
+            shown.append(y)
             steps.append(str(p["step"]))
             self.has_data = True
-        self.plot.setTitle(f"{self.title}" + (f" (step {'/'.join(sorted(set(steps)))})" if steps else ""))
+        _set_title(self.plot, f"{self.title}" + (f" (step {'/'.join(sorted(set(steps)))})" if steps else ""))
+        if shown:
+            self._sticky.fit(*_finite_range(shown, False))
 
     def csv_table(self, runs, probes):
         cols = [(r, probes.get(r.name)) for r in runs if probes.get(r.name) is not None]
@@ -290,9 +430,14 @@ class _Heatmap:
 
     def set(self, data: np.ndarray, rect: tuple[float, float, float, float], levels) -> None:
         data = np.asarray(data, dtype=np.float32)
-        self.image.setImage(np.nan_to_num(data, nan=float(levels[0])), autoLevels=False)
-        self.bar.setLevels(values=levels)
-        self.image.setRect(QtCore.QRectF(*rect))
+        levels = (float(levels[0]), float(levels[1]))
+        self.image.setImage(np.nan_to_num(data, nan=levels[0]), autoLevels=False)
+        if levels != getattr(self, "_levels", None):   # the colour bar repaints on every setLevels
+            self._levels = levels
+            self.bar.setLevels(values=levels)
+        if rect != getattr(self, "_rect", None):
+            self._rect = rect
+            self.image.setRect(QtCore.QRectF(*rect))
 
 
 class GradHeatmapGroup(PlotGroup):
@@ -304,13 +449,31 @@ class GradHeatmapGroup(PlotGroup):
         super().__init__(parent)
         self.maps: dict[str, _Heatmap] = {}
 
+    def prepare(self, runs) -> None:
+        for run in runs:
+            self._map(run)
+
+    def _map(self, run) -> _Heatmap:
+        if run.name not in self.maps:
+            p = self.add_plot(0, len(self.maps), f"{cell_label(run)}: log10 ‖∂L/∂h_t‖",
+                              "time step t", "training step")
+            self.maps[run.name] = _Heatmap(p, "inferno", label="")
+        return self.maps[run.name]
+
+    def data_key(self, runs, probes, settings):
+        return (_probes_key(runs), settings.get("x_max"))
+
     def draw(self, runs, probes, settings) -> None:
         data = {}
+        x_max = settings.get("x_max")
         for run in runs:
-            if run.name not in self.maps:
-                p = self.add_plot(0, len(self.maps), f"{cell_label(run)}: log10 ‖∂L/∂h_t‖",
-                                  "time step t", "training step")
-                self.maps[run.name] = _Heatmap(p, "inferno", label="")
+            hm = self._map(run)
+            if x_max and getattr(hm.plot, "_fixed_y", None) != x_max:
+                # a live run grows upwards inside a fixed frame instead of re-ranging the axes each probe
+                hm.plot._fixed_y = x_max
+                hm.plot.enableAutoRange(x=False, y=False)
+                hm.plot.setXRange(0, run.length, padding=0.0)
+                hm.plot.setYRange(0, x_max, padding=0.01)
             gn = np.asarray(run.probe_series("grad_norm_t"), dtype=np.float64)
             if gn.shape[0]:
                 data[run.name] = (log10_safe(gn), np.asarray(run.probe_steps))
@@ -358,6 +521,9 @@ class GatesGroup(PlotGroup):
             p = self.add_plot(k // 3, k % 3, title, "time step t", "unit")
             self.maps[(cell, q)] = _Heatmap(p, cmap, levels or (-1.0, 1.0))
 
+    def data_key(self, runs, probes, settings):
+        return _selected_steps(runs, probes)
+
     def _arrays(self, runs, probes):
         """(cell, quantity) -> (array (L, H), step) for the selected probes."""
         out = {}
@@ -386,7 +552,7 @@ class GatesGroup(PlotGroup):
                 levels = (-max(m, 1e-6), max(m, 1e-6))
             hm = self.maps[(cell, q)]
             hm.set(a.T, (0.0, 0.0, float(L), float(H)), levels)
-            hm.plot.setTitle(f"{title} (step {step})")
+            _set_title(hm.plot, f"{title} (step {step})")
             self.has_data = True
 
     def csv_table(self, runs, probes):
@@ -416,20 +582,34 @@ class SaturationGroup(PlotGroup):
         self.legend = self.plot.addLegend(offset=(10, 10))
         self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
 
+    def prepare(self, runs) -> None:
+        lstms = [r for r in runs if r.n_gates]
+        for run in lstms:
+            for g in GATE_NAMES:
+                self._curve(run, g, len(lstms))
+
+    def _curve(self, run, g: str, n_lstms: int) -> pg.PlotDataItem:
+        key = (run.name, g)
+        if key not in self.curves:
+            label = f"{g}" if n_lstms == 1 else f"{run.name} {g}"
+            self.curves[key] = self.plot.plot([], [], pen=pg.mkPen(GATE_COLORS[g], width=2), name=label,
+                                              symbol="o", symbolSize=4, symbolBrush=GATE_COLORS[g],
+                                              symbolPen=None)
+        return self.curves[key]
+
+    def data_key(self, runs, probes, settings):
+        return (_probes_key(runs), settings.get("x_max"))
+
     def draw(self, runs, probes, settings) -> None:
         lstms = [r for r in runs if r.n_gates]
+        _fix_x(self.plot, settings)
         for run in lstms:
             sat = np.asarray(run.probe_series("saturation"), dtype=np.float64)
             steps = np.asarray(run.probe_steps)[: sat.shape[0]]
             for j, g in enumerate(GATE_NAMES):
-                key = (run.name, g)
-                if key not in self.curves:
-                    label = f"{g}" if len(lstms) == 1 else f"{run.name} {g}"
-                    self.curves[key] = self.plot.plot([], [], pen=pg.mkPen(GATE_COLORS[g], width=2), name=label,
-                                                      symbol="o", symbolSize=4, symbolBrush=GATE_COLORS[g],
-                                                      symbolPen=None)
+                curve = self._curve(run, g, len(lstms))
                 if sat.shape[0]:
-                    self.curves[key].setData(steps, sat[:, j])
+                    curve.setData(steps, sat[:, j])
                     self.has_data = True
 
     def csv_table(self, runs, probes):
@@ -452,28 +632,45 @@ class ParamGradsGroup(PlotGroup):
         super().__init__(parent)
         self.subplots: dict[str, pg.PlotItem] = {}
         self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
+        self._sticky: dict[str, _StickyY] = {}
+
+    def prepare(self, runs) -> None:
+        for run in runs:
+            self._subplot(run)
+
+    def _subplot(self, run) -> pg.PlotItem:
+        if run.name not in self.subplots:
+            p = self.add_plot(0, len(self.subplots), f"{cell_label(run)}: ‖∂L/∂θ‖ per parameter",
+                              "training step", "gradient L2 norm (log scale)")
+            p.setLogMode(False, True)
+            p.addLegend(offset=(-10, 10))
+            self.subplots[run.name] = p
+            self._sticky[run.name] = _StickyY(p)
+            for k, param in enumerate(PARAM_GRAD_NAMES):
+                if f"grad_norm/{param}" in run.scalar_names:
+                    self.curves[(run.name, param)] = _style_curve(
+                        p.plot([], [], pen=pg.mkPen(PARAM_COLORS[k], width=1), name=param))
+        return self.subplots[run.name]
+
+    def data_key(self, runs, probes, settings):
+        return (_rows_key(runs), settings.get("x_max"))
 
     def draw(self, runs, probes, settings) -> None:
         for run in runs:
-            if run.name not in self.subplots:
-                p = self.add_plot(0, len(self.subplots), f"{cell_label(run)}: ‖∂L/∂θ‖ per parameter",
-                                  "training step", "gradient L2 norm (log scale)")
-                p.setLogMode(False, True)
-                p.addLegend(offset=(-10, 10))
-                self.subplots[run.name] = p
-            p = self.subplots[run.name]
+            p = self._subplot(run)
             _fix_x(p, settings)
-            for k, param in enumerate(PARAM_GRAD_NAMES):
-                key = (run.name, param)
-                sname = f"grad_norm/{param}"
-                if sname not in run.scalar_names:
+            shown = []
+            for param in PARAM_GRAD_NAMES:
+                curve = self.curves.get((run.name, param))
+                if curve is None:
                     continue
-                if key not in self.curves:
-                    self.curves[key] = _style_curve(p.plot([], [], pen=pg.mkPen(PARAM_COLORS[k], width=1), name=param))
-                step, _, value = run.scalar(sname)
+                step, _, value = run.scalar(f"grad_norm/{param}")
                 if step.size:
-                    self.curves[key].setData(step, value)
+                    curve.setData(step, value)
+                    shown.append(value)
                     self.has_data = True
+            if shown:
+                self._sticky[run.name].fit(*_finite_range(shown, True))
 
     def csv_table(self, runs, probes):
         series = [(f"{r.name}_{p}", r, f"grad_norm/{p}") for r in runs for p in PARAM_GRAD_NAMES
@@ -494,15 +691,21 @@ class SessionView(QtWidgets.QWidget):
     """
 
     probe_changed = QtCore.Signal(int)
+    #: a followed session file's writer finished (or died): the view stopped following it
+    following_ended = QtCore.Signal()
 
     def __init__(self, session, parent=None, follow_file: bool = False):
         super().__init__(parent)
         self.session = session
         self.follow_file = follow_file
         self.groups: dict[str, PlotGroup] = {c.name: c() for c in GROUP_CLASSES}
+        runs = session.runs
+        for grp in self.groups.values():
+            grp.prepare(runs)
         self.settings = {"smoothing": 0.6, "log": False}
         self._drawn_key = None
-        self._drawn_probe_key = None
+        self._stale = True         # some group may be behind the data (drawn lazily, or hidden)
+        self._next_group = 0       # round-robin start when a frame draws only some groups
         self._follow_latest = True
         self._last_file_refresh = 0.0
         self.export_handler = None
@@ -535,6 +738,7 @@ class SessionView(QtWidgets.QWidget):
                          "Loss && gradient flow")
         self.tabs.addTab(self._grid([[g["gates"]]]), "LSTM internals")
         self.tabs.addTab(self._grid([[g["saturation"], g["param-grads"]]]), "Saturation && parameter gradients")
+        self.tabs.currentChanged.connect(self._on_inner_tab)
         layout.addWidget(self.tabs, 1)
 
         probe_bar = QtWidgets.QHBoxLayout()
@@ -554,6 +758,11 @@ class SessionView(QtWidgets.QWidget):
         self.probe_label.setMinimumWidth(150)
         probe_bar.addWidget(self.probe_label)
         layout.addLayout(probe_bar)
+
+        # widgets updated while training paint their own background, so an update does not repaint
+        # the tab widgets beneath them too
+        for w in (self.info_label, self.probe_label, self.slider):
+            w.setAutoFillBackground(True)
 
         self._play_timer = QtCore.QTimer(self)
         self._play_timer.setInterval(150)
@@ -591,21 +800,26 @@ class SessionView(QtWidgets.QWidget):
                 best = s
         return best
 
-    def selected_probes(self) -> dict[str, dict | None]:
-        """Per run: the probe at the slider's step (the newest at or before it), or None."""
+    def _selection(self) -> dict[str, tuple[int, int] | None]:
+        """Per run: (index, step) of the probe at the slider's step (the newest at or before it), or None."""
         ref = self.reference_steps()
-        out: dict[str, dict | None] = {}
         if ref.shape[0] == 0:
             return {r.name: None for r in self.runs}
         target = int(ref[min(self.slider.value(), ref.shape[0] - 1)])
+        out: dict[str, tuple[int, int] | None] = {}
         for run in self.runs:
             steps = np.asarray(run.probe_steps)
             if steps.shape[0] == 0:
                 out[run.name] = None
                 continue
-            i = int(np.searchsorted(steps, target, side="right")) - 1
-            out[run.name] = run.probe(max(i, 0))
+            i = max(int(np.searchsorted(steps, target, side="right")) - 1, 0)
+            out[run.name] = (i, int(steps[i]))
         return out
+
+    def selected_probes(self) -> dict[str, dict | None]:
+        """Per run: the probe at the slider's step (the newest at or before it), or None."""
+        runs = {r.name: r for r in self.runs}
+        return {name: None if sel is None else runs[name].probe(sel[0]) for name, sel in self._selection().items()}
 
     def _data_key(self):
         return tuple((r.name, len(r), int(np.asarray(r.probe_steps).shape[0]), r.status) for r in self.runs)
@@ -625,6 +839,14 @@ class SessionView(QtWidgets.QWidget):
         self.refresh_probes()
         self.probe_changed.emit(v)
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._stale = True
+
+    def _on_inner_tab(self, _index: int) -> None:
+        self._stale = True          # the groups now shown may have skipped frames while hidden
+        self.refresh()
+
     def _on_play(self, on: bool) -> None:
         self.play_button.setText("⏸" if on else "▶")
         if on:
@@ -641,8 +863,14 @@ class SessionView(QtWidgets.QWidget):
             self.slider.setValue(self.slider.value() + 1)
 
     # -- drawing ---------------------------------------------------------------------------------
-    def refresh(self, force: bool = False) -> bool:
-        """Redraw what changed since the last call; returns True when something was drawn."""
+    def refresh(self, force: bool = False, max_groups: int | None = None) -> bool:
+        """Redraw what changed since the last call; returns True when something was drawn.
+
+        A frame redraws only the groups on screen whose data changed (hidden ones catch up
+        when their tab is shown); ``max_groups`` caps how many it draws (the others follow
+        on the next frames, round-robin), so one frame never holds the event loop long.
+        ``force`` redraws every group, shown or not.
+        """
         if self.follow_file:
             import time
 
@@ -652,38 +880,77 @@ class SessionView(QtWidgets.QWidget):
                 self.session.refresh()
                 if not getattr(self.session, "live", False):
                     self.follow_file = False
+                    self.following_ended.emit()
         key = self._data_key()
-        if key == self._drawn_key and not force:
+        if key != self._drawn_key or force:
+            self._drawn_key = key
+            self._stale = True
+            n = self.reference_steps().shape[0]
+            if n and (self.slider.maximum() != n - 1 or (self._follow_latest and self.slider.value() != n - 1)):
+                self.slider.blockSignals(True)
+                self.slider.setRange(0, n - 1)
+                if self._follow_latest:
+                    self.slider.setValue(n - 1)
+                self.slider.blockSignals(False)
+            self._update_info()
+        if not self._stale:
             return False
-        self._drawn_key = key
-        n = self.reference_steps().shape[0]
-        if n:
-            self.slider.blockSignals(True)
-            self.slider.setRange(0, n - 1)
-            if self._follow_latest:
-                self.slider.setValue(n - 1)
-            self.slider.blockSignals(False)
-        runs = self.runs
-        for grp in self.groups.values():
-            if not grp.uses_probes:
-                grp.draw(runs, {}, self.settings)
-        self.refresh_probes()
-        self._update_info()
-        return True
+        drew, pending = self._draw_groups(list(self.groups.values()), force=force, all_groups=force,
+                                          max_groups=max_groups)
+        self._stale = pending
+        self._update_probe_label()
+        return drew > 0
 
     def refresh_probes(self) -> None:
-        probes = self.selected_probes()
+        """Redraw the probe plots (gradient flow, gates) for the slider's step, shown or not."""
+        self._update_probe_label()
+        self._draw_groups([g for g in self.groups.values() if g.uses_probes], all_groups=True)
+
+    def draw_group(self, name: str) -> None:
+        """Bring one group up to date now (before exporting it, say)."""
+        self._draw_groups([self.groups[name]], all_groups=True)
+
+    def _draw_groups(self, groups: list, force: bool = False, all_groups: bool = False,
+                     max_groups: int | None = None) -> tuple[int, bool]:
+        runs = self.runs
+        selection = self._selection()
+        steps_only = {n: None if sel is None else {"step": sel[1]} for n, sel in selection.items()}
+        loaded: list = []
+
+        def probes() -> dict:
+            """The selected probes' arrays, read once and only when a probe plot redraws."""
+            if not loaded:
+                by_name = {r.name: r for r in runs}
+                loaded.append({n: None if sel is None else by_name[n].probe(sel[0]) for n, sel in selection.items()})
+            return loaded[0]
+
+        n = len(groups)
+        start = self._next_group % n if (max_groups is not None and n) else 0
+        drew, pending = 0, False
+        for k in range(n):
+            grp = groups[(start + k) % n]
+            if not (all_groups or grp.isVisible()):
+                continue           # caught up when its tab is shown (see _on_inner_tab, showEvent)
+            key = grp.data_key(runs, steps_only if grp.uses_probes else {}, self.settings)
+            if not force and key is not None and key == grp.drawn_key:
+                continue
+            if max_groups is not None and drew >= max_groups:
+                pending = True
+                continue
+            grp.draw(runs, probes() if grp.uses_probes else {}, self.settings)
+            grp.drawn_key = key
+            drew += 1
+            if max_groups is not None:
+                self._next_group = (start + k + 1) % n
+        return drew, pending
+
+    def _update_probe_label(self) -> None:
         ref = self.reference_steps()
         if ref.shape[0]:
             v = min(self.slider.value(), ref.shape[0] - 1)
-            self.probe_label.setText(f"step {int(ref[v])}  ({v + 1}/{ref.shape[0]})")
-        pkey = tuple((k, None if p is None else p["step"]) for k, p in probes.items())
-        if pkey == self._drawn_probe_key:
-            return
-        self._drawn_probe_key = pkey
-        for grp in self.groups.values():
-            if grp.uses_probes:
-                grp.draw(self.runs, probes, self.settings)
+            text = f"step {int(ref[v])}  ({v + 1}/{ref.shape[0]})"
+            if self.probe_label.text() != text:
+                self.probe_label.setText(text)
 
     def _update_info(self) -> None:
         parts = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import importlib.util
 import os
+import threading
 import time
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -17,8 +18,17 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from explorer.gui.plots import PLOT_NAMES, SessionView
 from explorer.gui.settings import GUI_DEFAULTS, SettingsPanel, cuda_unavailable_reason
 
-FRAME_MS = 33          # plot refresh period (~30 frames per second)
+FRAME_MS = 33          # frame timer period (~30 frames per second)
+#: while training, redrawing (painting included) may use at most this share of one core of GUI-thread
+#: CPU time: the training needs the cores, and the GUI thread's Python competes with the worker's
+#: for the GIL between kernel calls (see bench/gui_speed.py)
+TRAINING_DRAW_SHARE = 0.05
+#: ... but the plots of a live run are redrawn at least this often (seconds)
+MAX_DRAW_INTERVAL_S = 1.0
+#: status bar (step, steps/s, elapsed) refresh period while training (seconds)
+STATUS_INTERVAL_S = 0.25
 MAX_RECENT = 8
+PREWARM_TEXT = "preparing the kernels in the background… (the first start compiles them)"
 SESSION_SUFFIXES = (".h5", ".hdf5")
 
 
@@ -35,7 +45,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 class MainWindow(QtWidgets.QMainWindow):
     """LSTM Explorer's window (see the module docstring)."""
 
-    def __init__(self, check_cuda: bool = True):
+    def __init__(self, check_cuda: bool = True, prewarm: bool = True):
         super().__init__()
         self.setWindowTitle("LSTM Explorer — why LSTMs learn long lags where RNNs fail")
         self.resize(1400, 860)
@@ -55,8 +65,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.frame_gaps: collections.deque = collections.deque(maxlen=200_000)  # ms between frames while training
         self._last_frame = None
         self.frames = 0
+        self.draws = 0                        # frames that redrew something
         self._compiled = False
         self._next_draw = 0.0
+        self._draw_mark: tuple[float, float] | None = None   # (wall, GUI-thread CPU) when the last draw began
+        self._last_status = 0.0
 
         # -- left: settings + controls ----------------------------------------------------------
         self.settings = SettingsPanel(cuda_reason=cuda_unavailable_reason() if check_cuda else "not checked")
@@ -127,6 +140,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_file = QtWidgets.QLabel(f"sessions: {self.settings.folder()}")
         self.status_file.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         for w in (self.status_step, self.status_rate, self.status_elapsed, self.status_backend):
+            w.setAutoFillBackground(True)   # updated while training: repaint only themselves
             sb.addWidget(w)
         sb.addPermanentWidget(self.status_file)
 
@@ -136,6 +150,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.timeout.connect(self._on_frame)
         self.timer.start()
         self._update_buttons()
+        self._prewarm_thread = prewarm_kernels() if prewarm else None
+        if self._prewarm_thread is not None and self._prewarm_thread.is_alive():
+            self.compile_label.setText(PREWARM_TEXT)
 
     # ------------------------------------------------------------------------------------ menus
     def _build_menus(self) -> None:
@@ -144,6 +161,7 @@ class MainWindow(QtWidgets.QMainWindow):
         a.setShortcut(QtGui.QKeySequence.StandardKey.Open)
         a.triggered.connect(self.open_dialog)
         self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)   # another window may have added files
         self._fill_recent()
         if importlib.util.find_spec("explorer.gui.sweep_view") is not None:
             a = m.addAction("Open s&weep…")
@@ -184,13 +202,25 @@ class MainWindow(QtWidgets.QMainWindow):
         path = os.path.abspath(path)
         files = [path] + [p for p in self.recent_files() if p != path]
         self.qsettings.setValue("recent", files[:MAX_RECENT])
+        self.qsettings.sync()        # another window (or the next start) reads the file
         self._fill_recent()
+
+    def open_recent(self, path: str) -> list[SessionView]:
+        """Open a file of the recent list; one that no longer exists is reported and dropped from it."""
+        if not os.path.exists(path):
+            self.qsettings.setValue("recent", [p for p in self.recent_files() if p != path])
+            self.qsettings.sync()
+            self._fill_recent()
+            self.show_error("Cannot open the session file",
+                            f"{path}: no such file (moved or deleted?); removed from File > Open recent")
+            return []
+        return self.open_files([path])
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
         files = self.recent_files()
         for p in files:
-            self.recent_menu.addAction(p).triggered.connect(lambda _=False, p=p: self.open_files([p]))
+            self.recent_menu.addAction(p).triggered.connect(lambda _=False, p=p: self.open_recent(p))
         if not files:
             self.recent_menu.addAction("(none)").setEnabled(False)
 
@@ -259,6 +289,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._close_live_tab()
         self.live_view = SessionView(self.live_session)
         self.live_view.settings["x_max"] = cfg.steps
+        self.live_view.settings["live"] = True
         self.live_view.export_handler = self.export_dialog
         idx = self.tabs.insertTab(0, self.live_view, f"● {cfg.task} T={cfg.seq_len} (live)")
         self.tabs.setCurrentIndex(idx)
@@ -362,6 +393,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.thread is not None:
             self.thread.deleteLater()
         self.thread = self.worker = None
+        if self.live_view is not None:
+            self.live_view.settings["live"] = False     # final look: the wide smoothed curves
         if path:
             self.status_file.setText(f"saved {path}")
             self._add_recent(path)
@@ -385,22 +418,49 @@ class MainWindow(QtWidgets.QMainWindow):
             self.frame_gaps.append(gap)
         self._last_frame = now
         self.frames += 1
+        if self.training and now - self._last_status >= STATUS_INTERVAL_S:
+            self._last_status = now
+            self._update_status()
         if now < self._next_draw:
             return
+        if self.training:
+            # adaptive frame rate: the GUI thread's CPU time since the last draw began (that draw, its
+            # painting, the worker's signals...) spaces the next draw so drawing stays within
+            # TRAINING_DRAW_SHARE of a core; each draw redraws one changed plot (round-robin), so a
+            # frame never holds the event loop for long
+            cpu = time.thread_time()
+            if self._draw_mark is not None:
+                t0, cpu0 = self._draw_mark
+                wait = min((cpu - cpu0) / TRAINING_DRAW_SHARE, MAX_DRAW_INTERVAL_S) - (now - t0)
+                if wait > 0:
+                    self._next_draw = now + wait
+                    return
+            self._draw_mark = (now, cpu)
+            if self._refresh_visible(max_groups=1):
+                self.draws += 1
+            return
+        self._draw_mark = None
+        if self._prewarm_thread is not None and not self._prewarm_thread.is_alive():
+            self._prewarm_thread = None
+            if self.compile_label.text() == PREWARM_TEXT:
+                self.compile_label.setText("")
         t = time.perf_counter()
-        self._refresh_visible()
-        # adaptive frame budget: drawing (and the repaint it causes, about as long) may take at most
-        # ~1/4 of the GUI thread, so on a small machine the training keeps its cores
+        if self._refresh_visible():
+            self.draws += 1
+        # idle or replaying: drawing (and the repaint it causes, about as long) takes at most ~1/4
+        # of the GUI thread
         cost = time.perf_counter() - t
         self._next_draw = now + min(4 * 2 * cost, 0.5)
-        if self.frames % 4 == 0:
+        if self.frames % 8 == 0:
             self._update_status()
 
-    def _refresh_visible(self, force: bool = False) -> None:
+    def _refresh_visible(self, force: bool = False, max_groups: int | None = None) -> bool:
+        """Redraw the shown tab (what changed); poll followed files in the other tabs. True if it drew."""
         view = self.tabs.currentWidget()
+        drew = False
         if isinstance(view, SessionView):
             try:
-                view.refresh(force=force)
+                drew = view.refresh(force=force, max_groups=max_groups)
             except _user_error_types() as exc:
                 view.follow_file = False
                 self.show_error("Cannot read the session", str(exc))
@@ -411,8 +471,12 @@ class MainWindow(QtWidgets.QMainWindow):
                     if w.session is not None and time.monotonic() - w._last_file_refresh > 2.0:
                         w._last_file_refresh = time.monotonic()
                         w.session.refresh()
+                        if not getattr(w.session, "live", False):
+                            w.follow_file = False
+                            w.following_ended.emit()
                 except _user_error_types():
                     w.follow_file = False
+        return drew
 
     def _update_status(self) -> None:
         if not self._cell_progress:
@@ -485,6 +549,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 continue
             view = SessionView(session, follow_file=bool(getattr(session, "live", False)))
             view.export_handler = self.export_dialog
+            view.following_ended.connect(lambda v=view: self._on_following_ended(v))
             label = os.path.basename(os.fspath(path)) + (" (live)" if view.follow_file else "")
             i = self.tabs.addTab(view, label)
             self.tabs.setTabToolTip(i, os.path.abspath(os.fspath(path)))
@@ -494,6 +559,13 @@ class MainWindow(QtWidgets.QMainWindow):
             opened.append(view)
             view.refresh(force=True)
         return opened
+
+    def _on_following_ended(self, view: SessionView) -> None:
+        """The writer of a followed file finished (or died): the tab stops saying "(live)"."""
+        i = self.tabs.indexOf(view)
+        if i >= 0:
+            self.tabs.setTabText(i, self.tabs.tabText(i).replace(" (live)", ""))
+        self.statusBar().showMessage(f"{view.session.path}: the writer finished; no longer following it", 5000)
 
     def open_sweep_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open sweep summary", self.settings.folder(),
@@ -549,6 +621,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from explorer.gui.export import export_group
 
         try:
+            view.draw_group(name)   # a plot on a hidden tab may be behind the data
             path = export_group(view.groups[name], fmt, out, view.runs, view.selected_probes())
         except _user_error_types() as exc:
             self.show_error("Export failed", str(exc))
@@ -590,6 +663,35 @@ class MainWindow(QtWidgets.QMainWindow):
             if v is not self.live_view:
                 v.session.close()
         super().closeEvent(event)
+
+
+_prewarm: threading.Thread | None = None
+
+
+def prewarm_kernels() -> threading.Thread:
+    """Import the training stack and load (or, the first time, compile) the CPU kernels on a
+    background thread, once per process, so that pressing Run does not freeze the window for
+    the imports and the first training starts at once. The worker's own warm-up then finds the
+    kernels ready (a Run pressed before this ends waits for Numba's compiler lock, off the GUI thread)."""
+    global _prewarm
+    if _prewarm is None:
+        def work():
+            try:
+                import explorer.recording  # noqa: F401  (h5py, sessions)
+                import explorer.training  # noqa: F401
+                import kernels
+
+                backend = kernels.backend("cpu")
+                warm = getattr(backend, "warm_up", None)
+                if warm is not None:
+                    d = GUI_DEFAULTS
+                    warm(cells=d.cells, dtype=d.dtype, optimizer=d.optimizer)
+            except Exception:  # a real problem is reported when a training starts
+                pass
+
+        _prewarm = threading.Thread(target=work, name="lstm-explorer-prewarm", daemon=True)
+        _prewarm.start()
+    return _prewarm
 
 
 def _app_settings() -> QtCore.QSettings:

@@ -16,7 +16,7 @@ from PySide6 import QtCore
 from explorer.training import StatusRecord
 
 #: forward records to the GUI at most this often (seconds)
-BATCH_INTERVAL_S = 0.03
+BATCH_INTERVAL_S = 0.1
 
 
 class TrainingWorker(QtCore.QObject):
