@@ -2,7 +2,8 @@
 
 Both sides train the adding problem's shapes (I = 2 inputs, one output, MSE
 at the last step), float32, with the same number of threads. Each config is
-warmed up, then timed as the median of repeated steps. The float32
+warmed up, then timed as the median of repeated steps, ours and PyTorch's
+in interleaved rounds. The float32
 matrix-product peak of the machine (a large NumPy matmul) gives each
 config's achieved fraction of peak.
 """
@@ -59,15 +60,25 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def _median_seconds(step, budget_s: float, min_repeats: int = 5, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        step()
-    times = [_timed(step)]
-    while len(times) < min_repeats or sum(times) < budget_s:
-        times.append(_timed(step))
-        if len(times) >= 1000:
-            break
-    return statistics.median(times)
+def _median_seconds(steps: list, budget_s: float, rounds: int = 5, min_repeats: int = 5,
+                    warmup: int = 2) -> list[float]:
+    """Median seconds per call of each zero-argument callable in ``steps``, timed in ``rounds``
+    interleaved rounds (a, b, a, b, …) of about ``budget_s / rounds`` each, so that a passing load
+    on the machine hits every side alike; at least ``min_repeats`` calls each."""
+    for step in steps:
+        for _ in range(warmup):
+            step()
+    times = [[] for _ in steps]
+    for _ in range(rounds):
+        for step, ts in zip(steps, times):
+            spent = 0.0
+            while spent < budget_s / rounds and len(ts) < 1000:
+                ts.append(_timed(step))
+                spent += ts[-1]
+    for step, ts in zip(steps, times):
+        while len(ts) < min_repeats:
+            ts.append(_timed(step))
+    return [statistics.median(ts) for ts in times]
 
 
 def _batch(T: int, B: int, seed: int = 0):
@@ -134,18 +145,23 @@ def run_bench(cells=("rnn", "lstm"), grid=GRID, budget_s: float = 1.0, with_torc
         torch.set_num_threads(n_threads)
         info["torch"] = torch.__version__
     peak = matmul_peak()
-    info["matmul_peak_gflops"] = peak / 1e9
-    rows = []
+    timings = []
     for cell in cells:
         for T, B, H in grid:
             if progress:
                 progress(f"{cell} T={T} B={B} H={H}")
-            ours = _median_seconds(ours_step(cell, T, B, H, backend), budget_s)
-            theirs = _median_seconds(torch_step(cell, T, B, H), budget_s) if use_torch else None
-            rows.append(BenchRow(cell=cell, seq_len=T, batch=B, hidden=H, ms_per_step=ours * 1e3,
-                                 torch_ms_per_step=None if theirs is None else theirs * 1e3,
-                                 speedup=None if theirs is None else theirs / ours,
-                                 peak_fraction=step_flops(cell, T, B, H) / ours / peak))
+            steps = [ours_step(cell, T, B, H, backend)] + ([torch_step(cell, T, B, H)] if use_torch else [])
+            ours, *theirs = _median_seconds(steps, budget_s)
+            timings.append((cell, T, B, H, ours, theirs[0] if theirs else None))
+    # the peak is measured again at the end and the higher kept: another job on the machine during
+    # one measurement would otherwise inflate every fraction
+    peak = max(peak, matmul_peak())
+    info["matmul_peak_gflops"] = peak / 1e9
+    rows = [BenchRow(cell=cell, seq_len=T, batch=B, hidden=H, ms_per_step=ours * 1e3,
+                     torch_ms_per_step=None if theirs is None else theirs * 1e3,
+                     speedup=None if theirs is None else theirs / ours,
+                     peak_fraction=step_flops(cell, T, B, H) / ours / peak)
+            for cell, T, B, H, ours, theirs in timings]
     return rows, info
 
 
