@@ -17,6 +17,13 @@ share, longest event-loop gap.
 
 usage:
   .venv/bin/python bench/gui_speed.py [--steps 2000] [--repeats 3] [--json out.json]
+  xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/gui_speed.py   # a real X11 window
+
+Measured on the 2-core development machine (load average 0.8-1.1 before each run):
+offscreen 316 vs 302 steps/s (ratio 0.96), under Xvfb 321 vs 300 (0.94); the window's GUI
+thread used 6.2% of a core and its longest frame gap was 36-58 ms. Before the redraw budget
+(every plot redrawn ~30 times a second) the same run gave 297 vs 166 steps/s (0.56), with
+the GUI thread at 35% of a core and 180-200 ms frame gaps.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 The worker warms the kernels (reporting progress), records every record to the
 session file, and forwards the records to the GUI thread in batches — one signal
-every ~30 ms at most, never one per step. Pause, resume and stop call the
+every ~100 ms at most (the window redraws a few times a second while training),
+never one per step. Pause, resume and stop call the
 Trainer's thread-safe methods directly from the GUI thread. The worker never
 touches a widget.
 """
