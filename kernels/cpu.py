@@ -12,7 +12,7 @@ from kernels.cpu_common import even_bounds
 from kernels.errors import KernelInputError
 from kernels.model import ModelBase, train_tiny_models
 from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
-from kernels.params import check_input, check_params, flat_views, initial_state
+from kernels.params import check_backward_input, check_input, check_params, flat_views, initial_state
 from kernels.readout import readout_loss
 from kernels.results import Forward, Gradients, StepStats
 
@@ -135,15 +135,8 @@ class CpuBackend:
 
         Returns :class:`Gradients`: the keys of ``params`` plus ``"x"``, and ``.dh_norm : (T,)``.
         """
-        n_in, H, dtype = check_params(cell, params)
-        if fwd.cell != cell:
-            raise KernelInputError(f"fwd comes from a {fwd.cell} forward pass, not {cell}")
-        x = check_input(x, dtype, n_in)
+        x, dh, n_in, H, dtype = check_backward_input(cell, params, x, fwd, dh)
         T, B, _ = x.shape
-        dh = np.ascontiguousarray(dh, dtype=dtype)
-        if dh.shape != (T, B, H) or fwd.h.shape != (T, B, H):
-            raise KernelInputError(f"dh and fwd.h must have shape (T, B, H) = {(T, B, H)}, "
-                                   f"got {dh.shape} and {fwd.h.shape}")
         W_ih, W_hh, _ = _layer_arrays(params, dtype)
         G = W_hh.shape[0]
         bounds = even_bounds(B, _threads(cell, B, H))

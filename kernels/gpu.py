@@ -27,7 +27,7 @@ import numpy as np
 
 from kernels.errors import BackendUnavailable, KernelInputError
 from kernels.model import ModelBase, train_tiny_models
-from kernels.params import check_input, check_params, flat_views, initial_state
+from kernels.params import check_backward_input, check_input, check_params, flat_views, initial_state
 from kernels.results import Forward, Gradients, StepStats
 
 try:
@@ -150,15 +150,8 @@ class CudaBackend:
 
     def backward(self, cell: str, params: dict, x, fwd: Forward, dh) -> Gradients:
         """Full BPTT of ``dh = ∂L/∂h : (T, B, H)`` through ``fwd``; returns host :class:`Gradients`."""
-        n_in, H, dtype = check_params(cell, params)
-        if fwd.cell != cell:
-            raise KernelInputError(f"fwd comes from a {fwd.cell} forward pass, not {cell}")
-        x = check_input(x, dtype, n_in)
+        x, dh, n_in, H, dtype = check_backward_input(cell, params, x, fwd, dh)
         T, B, _ = x.shape
-        dh = np.ascontiguousarray(dh, dtype=dtype)
-        if dh.shape != (T, B, H) or np.shape(fwd.h) != (T, B, H):
-            raise KernelInputError(f"dh and fwd.h must have shape (T, B, H) = {(T, B, H)}, "
-                                   f"got {dh.shape} and {np.shape(fwd.h)}")
         ws = _DeviceWorkspace(cell, T, B, n_in, H, dtype, training=True)
         ws.x.copy_to_device(x)
         hs = np.empty((T + 1, B, H), dtype)

@@ -86,6 +86,24 @@ def check_input(x, dtype, n_in: int) -> np.ndarray:
     return x
 
 
+def check_backward_input(cell: str, params: dict, x, fwd, dh):
+    """The checks of every backend's ``backward(cell, params, x, fwd, dh)``.
+
+    Returns ``(x, dh, n_in, H, dtype)``: ``x : (T, B, I)`` and ``dh : (T, B, H)`` as C-contiguous
+    arrays of the parameters' dtype; a clear error when ``fwd`` or a shape does not fit.
+    """
+    n_in, H, dtype = check_params(cell, params)
+    if fwd.cell != cell:
+        raise KernelInputError(f"fwd comes from a {fwd.cell} forward pass, not {cell}")
+    x = check_input(x, dtype, n_in)
+    T, B, _ = x.shape
+    dh = np.ascontiguousarray(dh, dtype=dtype)
+    if dh.shape != (T, B, H) or np.shape(fwd.h) != (T, B, H):
+        raise KernelInputError(f"dh and fwd.h must have shape (T, B, H) = {(T, B, H)}, "
+                               f"got {dh.shape} and {np.shape(fwd.h)}")
+    return x, dh, n_in, H, dtype
+
+
 def initial_state(s, B: int, H: int, dtype, name: str) -> np.ndarray:
     """An initial state ``(B, H)``: zeros when ``s`` is None, else ``s`` checked and converted."""
     if s is None:
