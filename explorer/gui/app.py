@@ -40,8 +40,7 @@ def make_app(argv=None):
     app = QtWidgets.QApplication.instance()
     if app is None:
         app = QtWidgets.QApplication(list(argv or ["lstm-explorer"]))
-        app.setApplicationName("lstm-explorer")
-        app.setOrganizationName("lstm-explorer")
+        app.setApplicationName("lstm-explorer")  # no organisation: data under ~/.local/share/lstm-explorer
         app.setApplicationDisplayName("LSTM Explorer")
     return app
 

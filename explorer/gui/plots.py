@@ -418,15 +418,19 @@ class GradFlowGroup(PlotGroup):
 
 
 class _Heatmap:
-    """An ImageItem with a colour bar inside a plot."""
+    """An ImageItem inside a plot, with a colour bar of its own unless ``bar`` is one to share."""
 
-    def __init__(self, plot: pg.PlotItem, cmap: str, levels=(0.0, 1.0), label: str = ""):
+    def __init__(self, plot: pg.PlotItem, cmap: str, levels=(0.0, 1.0), label: str = "",
+                 bar: pg.ColorBarItem | None = None):
         self.plot = plot
         self.image = pg.ImageItem()
         plot.addItem(self.image)
-        self.bar = pg.ColorBarItem(values=levels, colorMap=pg.colormap.get(cmap), interactive=False,
-                                   width=12, label=label)
-        self.bar.setImageItem(self.image, insert_in=plot)
+        if bar is None:
+            self.bar = pg.ColorBarItem(values=levels, colorMap=pg.colormap.get(cmap), interactive=False,
+                                       width=12, label=label)
+            self.bar.setImageItem(self.image, insert_in=plot)
+        else:
+            self.bar = bar
 
     def set(self, data: np.ndarray, rect: tuple[float, float, float, float], levels) -> None:
         data = np.asarray(data, dtype=np.float32)
@@ -448,17 +452,33 @@ class GradHeatmapGroup(PlotGroup):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.maps: dict[str, _Heatmap] = {}
+        self.bar: pg.ColorBarItem | None = None  # one colour bar for every run: they share the levels
+        self._linked = 0  # heatmaps the bar drives
 
     def prepare(self, runs) -> None:
         for run in runs:
             self._map(run)
+        self._link_bar()
 
     def _map(self, run) -> _Heatmap:
         if run.name not in self.maps:
             p = self.add_plot(0, len(self.maps), f"{cell_label(run)}: log10 ‖∂L/∂h_t‖",
                               "time step t", "training step")
-            self.maps[run.name] = _Heatmap(p, "inferno", label="")
+            self.maps[run.name] = _Heatmap(p, "inferno", bar=self.bar or self._new_bar())
         return self.maps[run.name]
+
+    def _new_bar(self) -> pg.ColorBarItem:
+        self.bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("inferno"), interactive=False,
+                                   width=12)
+        return self.bar
+
+    def _link_bar(self) -> None:
+        """Put the shared colour bar beside the last heatmap, driving every heatmap's colours."""
+        images = [hm.image for hm in self.maps.values()]
+        if self.bar is not None and images and self._linked != len(images):
+            last = list(self.maps.values())[-1].plot
+            self.bar.setImageItem(images, insert_in=None if self._linked else last)
+            self._linked = len(images)
 
     def data_key(self, runs, probes, settings):
         return (_probes_key(runs), settings.get("x_max"))
@@ -468,6 +488,7 @@ class GradHeatmapGroup(PlotGroup):
         x_max = settings.get("x_max")
         for run in runs:
             hm = self._map(run)
+            self._link_bar()
             if x_max and getattr(hm.plot, "_fixed_y", None) != x_max:
                 # a live run grows upwards inside a fixed frame instead of re-ranging the axes each probe
                 hm.plot._fixed_y = x_max
@@ -486,10 +507,11 @@ class GradHeatmapGroup(PlotGroup):
         if hi <= lo:
             hi = lo + 1.0
         for name, (d, steps) in data.items():
-            P, L = d.shape
+            L = d.shape[1]
             s0, s1 = float(steps[0]), float(steps[-1])
-            height = (s1 - s0) * P / max(P - 1, 1) if P > 1 else 1.0
-            self.maps[name].set(d, (0.0, s0, float(L), max(height, 1.0)), (lo, hi))
+            # the P rows share the span from the first probe's step to the last one's, so the picture
+            # never reaches past the steps trained (row k lies on or next to probe k's step)
+            self.maps[name].set(d, (0.0, s0, float(L), max(s1 - s0, 1.0)), (lo, hi))
             self.has_data = True
 
     def csv_table(self, runs, probes):
