@@ -19,7 +19,7 @@ import os
 
 from explorer.errors import ExplorerError
 
-from explorer.gui.names import FORMATS, PLOT_NAMES  # noqa: F401
+from explorer.gui.names import FORMATS, PLOT_NAMES
 
 DEFAULT_SIZE = {"loss": (900, 560), "metric": (900, 560), "grad-flow": (900, 560),
                 "grad-heatmap": (1200, 560), "gates": (1400, 800), "saturation": (900, 560),
@@ -108,7 +108,7 @@ def render_plot(name: str, runs, probes, settings: dict | None = None, size: tup
     """A detached, laid-out group ``name`` drawn from ``runs`` (caller closes it)."""
     from PySide6 import QtCore, QtWidgets
 
-    from explorer.gui.plots import GROUP_CLASSES, PLOT_NAMES
+    from explorer.gui.plots import GROUP_CLASSES
 
     if name not in PLOT_NAMES:
         raise ExportError(f"unknown plot {name!r}: choose one of {', '.join(PLOT_NAMES)}")
@@ -136,8 +136,6 @@ def export_plot(name: str, fmt: str, out: str, runs, probes, settings=None, size
 
 def export_all(runs, probes, folder: str, formats=FORMATS, settings=None, prefix: str = "") -> list[str]:
     """Every plot in every format of ``formats`` to ``folder`` (created if missing); returns the paths."""
-    from explorer.gui.plots import PLOT_NAMES
-
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
