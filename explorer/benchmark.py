@@ -189,19 +189,31 @@ def training_memory(cell: str = "lstm", T: int = MEMORY_CONFIG[0], B: int = MEMO
     import subprocess
     import sys
 
+    from explorer.errors import ExplorerError
+
+    _memory_config(cell, T, B, H, steps).validate()  # a bad size is refused here, in one line
     code = f"from explorer.benchmark import _memory_child; _memory_child({cell!r}, {T}, {B}, {H}, {steps})"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise ExplorerError(f"the memory measurement of {cell} T={T} B={B} H={H} failed: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _memory_config(cell: str, T: int, B: int, H: int, steps: int):
+    from explorer.training import TrainConfig
+
+    return TrainConfig(task="adding", seq_len=T, cells=(cell,), hidden=H, batch=B, steps=steps)
 
 
 def _memory_child(cell: str, T: int, B: int, H: int, steps: int) -> None:
     import json
 
     import kernels
-    from explorer.training import TrainConfig, Trainer
+    from explorer.training import Trainer
 
     kernels.backend("cpu").warm_up((cell,))  # compiled code is not the run's memory
-    config = TrainConfig(task="adding", seq_len=T, cells=(cell,), hidden=H, batch=B, steps=steps)
+    config = _memory_config(cell, T, B, H, steps)
     base = _resident_bytes(reset_peak=True)
     for _ in Trainer(config).run():
         pass

@@ -45,6 +45,14 @@ def test_bad_arguments_are_one_line_errors(capsys, args, message):
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_memory_measurement_that_cannot_run_is_a_one_line_error(capsys):
+    """A size that does not fit in memory fails in the measuring process; the user gets its reason."""
+    assert main(["bench", "--memory", "--grid", "100000x4000x4000"]) == 2
+    err = capsys.readouterr().err
+    assert "memory measurement of lstm T=100000 B=4000 H=4000 failed" in err and "Unable to allocate" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 def test_training_keeps_little_beyond_the_activations_bptt_needs():
     """The target is at most 2x the activations (the README's figure is T=1000, B=32, H=128). Here,
     where fixed costs weigh more, training measures ~1.3x; one more (T, B, 4H) buffer would make ~2x."""
