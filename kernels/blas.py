@@ -16,16 +16,13 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from kernels.config import JIT, SMALL_GEMM_MACS
+from kernels.config import GEMM_TILE, JIT, SMALL_GEMM_MACS
 
 _xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
     types.char, types.char, types.char, types.intp, types.intp, types.intp,
     types.voidptr, types.voidptr, types.intp, types.voidptr, types.intp, types.voidptr, types.voidptr, types.intp))
 
 _N, _T = 78, 84  # ord("N"), ord("T")
-#: tile (m, n, k) of a large product: 524k multiply-adds, within OpenBLAS's small-matrix limit;
-#: measured 98-114 GFLOP/s on one core for every skinny shape the kernels use (packed GEMM: 41-93)
-GEMM_TILE = (32, 128, 128)
 
 
 @intrinsic
@@ -95,7 +92,7 @@ def gemm(a, b, c, beta):
     Views are fine (transposes, row and column blocks) as long as each
     operand has unit stride along one axis and ``c`` along its rows. A
     product above ``SMALL_GEMM_MACS`` multiply-adds with a side under 256
-    runs as tiles of :data:`GEMM_TILE` (m, n, k); where every side is 256 or
+    runs as tiles of ``kernels.config.GEMM_TILE`` (m, n, k); where every side is 256 or
     more, OpenBLAS's packed GEMM is as fast or faster, so it gets the whole.
     """
     m, k = a.shape
