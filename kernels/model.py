@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.errors import KernelInputError
-from kernels.params import CELLS, PARAM_KEYS, check_params, param_shapes
+from kernels.params import CELLS, PARAM_KEYS, check_params, flat_views, init_params, param_shapes
 from kernels.readout import LOSS_KINDS
 
 
@@ -41,13 +41,11 @@ class ModelBase:
         self.betas, self.eps = betas, eps
         self.shapes = param_shapes(cell, n_in, H, n_out)
         flat = np.empty(sum(int(np.prod(s)) for s in self.shapes.values()), dtype)
-        offset = 0
-        for name, shape in self.shapes.items():
+        for name, view in flat_views(self.shapes, flat).items():
             value = np.asarray(params[name])
-            if value.shape != shape:
-                raise KernelInputError(f"{name} has shape {value.shape}, expected {shape}")
-            flat[offset:offset + value.size] = value.reshape(-1)
-            offset += value.size
+            if value.shape != view.shape:
+                raise KernelInputError(f"{name} has shape {value.shape}, expected {view.shape}")
+            view[:] = value
         self._flat = self._place(flat)
 
     def _place(self, flat: np.ndarray):
@@ -62,8 +60,6 @@ class ModelBase:
 def train_tiny_models(make_model, cells, dtype, optimizer: str, progress=None) -> None:
     """One tiny training step and probe per cell of ``make_model(cell, params, **settings)``'s models:
     every kernel a training run needs gets compiled (or loaded). ``progress(done, total, what)``."""
-    from kernels.params import init_params
-
     rng = np.random.default_rng(0)
     for done, cell in enumerate(cells):
         if progress:
