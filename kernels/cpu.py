@@ -210,7 +210,7 @@ class CpuModel(ModelBase):
         W_ihT, W_hhT = _transposed(W_ih, W_hh)
         b = p["bias_ih"] + p["bias_hh"]
         bounds = even_bounds(B, _threads(self.cell, B, self.hidden))
-        readout_rows = self.window * B if self.loss_kind == "ce_window" else B
+        readout_rows = self.window * B  # the terms every loss kind averages over (window = 1 for *_last)
         parts = _chunk_grads(len(bounds) - 1, (g["weight_ih"], g["weight_hh"], g["bias_ih"],
                                                g["readout.weight"], g["readout.bias"]))
         norms = np.zeros((len(parts), T))

@@ -30,12 +30,12 @@ def readout_loss(kind, h, W, b, y, window, dh, dW, db, count=None):
     window : int  steps read out (1 for the ``*_last`` kinds)
     dh : (T, B, H)  output; only its last ``window`` rows are written (callers keep the rest zero)
     dW : (K, H), db : (K,)  outputs
+    count : int, optional  terms the loss averages over (default: those of this call, window·B)
 
     Returns
     -------
     loss : float
     out : (B, K) for ``*_last``, (window, B, K) for ``ce_window``  the readout outputs
-    count : int, optional  terms the loss averages over (default: those of this call)
     """
     T, B, H = h.shape
     K = W.shape[0]
@@ -45,8 +45,8 @@ def readout_loss(kind, h, W, b, y, window, dh, dW, db, count=None):
         raise KernelInputError(f"readout window {window} must be between 1 and T={T}")
     hw = h[T - window:].reshape(window * B, H)               # (N, H), N = window·B
     out = hw @ W.T + b                                       # (N, K)
+    count = window * B if count is None else count
     if kind == "mse_last":
-        count = B if count is None else count
         diff = out[:, 0] - np.asarray(y, dtype=h.dtype).reshape(-1)
         loss = float(np.sum(diff.astype(np.float64) ** 2) / count)
         dout = (2.0 / count) * diff[:, None]
@@ -56,7 +56,6 @@ def readout_loss(kind, h, W, b, y, window, dh, dW, db, count=None):
         p = np.exp(shifted)
         p /= p.sum(axis=1, keepdims=True)
         rows = np.arange(labels.size)
-        count = labels.size if count is None else count
         loss = float(-np.sum(np.log(np.maximum(p[rows, labels].astype(np.float64), 1e-300))) / count)
         dout = p
         dout[rows, labels] -= 1.0
