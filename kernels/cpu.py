@@ -6,13 +6,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from kernels import cpu_lstm, cpu_rnn
+from kernels import cells as _cells
+from kernels.cells import Layer
 from kernels.config import PARALLEL_MIN_MACS, cpu_threads, own_the_threads
 from kernels.cpu_common import even_bounds
 from kernels.errors import KernelInputError
 from kernels.model import ModelBase, train_tiny_models
 from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
-from kernels.params import check_backward_input, check_input, check_params, flat_views, initial_state
+from kernels.params import check_backward_input, check_input, check_params, flat_views, initial_states
 from kernels.readout import readout_loss
 from kernels.results import Forward, Gradients, StepStats
 
@@ -26,27 +27,24 @@ def _pool(n: int) -> ThreadPoolExecutor:
 class _Workspace:
     """Buffers for one (T, B) shape, reused across training steps (no allocation per step).
 
-    What BPTT must keep is h (and for the LSTM c and the four gates); besides
-    that only ∂L/∂h from the loss, (T, B, H), is as long as the sequence.
+    What BPTT must keep is the cell's states (h, and c for the LSTM) and its saved
+    arrays (the gates); besides that only ∂L/∂h from the loss, (T, B, H), is as
+    long as the sequence. ``fwd`` is the :class:`Forward` over these buffers.
     """
 
-    def __init__(self, cell: str, T: int, B: int, H: int, dtype):
-        lstm = cell == "lstm"
+    def __init__(self, spec, T: int, B: int, H: int, dtype, options: dict):
         self.shape = (T, B)
-        self.h = np.empty((T, B, H), dtype)
-        self.c = np.empty((T, B, H), dtype) if lstm else None
-        self.gates = np.empty((T, B, 4 * H), dtype) if lstm else None
-        self.h0 = np.zeros((B, H), dtype)
-        self.c0 = np.zeros((B, H), dtype) if lstm else None
+        states = {s: np.empty((T, B, H), dtype) for s in spec.states}
+        initial = {s: np.zeros((B, H), dtype) for s in spec.states}
+        saved = {a: np.empty((T, B, w * H), dtype) for a, w in spec.saved_widths().items()}
+        self.fwd = Forward(cell=spec.name, states=states, initial=initial, saved=saved, options=options)
         self.dh = np.zeros((T, B, H), dtype)
-        self.dh0 = np.empty((B, H), dtype)
-        self.dc0 = np.empty((B, H), dtype) if lstm else None
+        self.dinit = {s: np.empty((B, H), dtype) for s in spec.states}
 
 
-def _threads(cell: str, B: int, H: int) -> int:
+def _threads(spec, B: int, H: int) -> int:
     """Threads for a batch of ``B`` rows: every one we may use for big steps, one below PARALLEL_MIN_MACS."""
-    G = 4 * H if cell == "lstm" else H
-    return min(B, cpu_threads()) if B * H * G >= PARALLEL_MIN_MACS else 1
+    return min(B, cpu_threads()) if B * H * spec.rows(H) >= PARALLEL_MIN_MACS else 1
 
 
 def _in_parallel(fn, bounds) -> None:
@@ -59,32 +57,21 @@ def _in_parallel(fn, bounds) -> None:
         future.result()
 
 
-def _transposed(W_ih, W_hh):
-    """W_ihᵀ, W_hhᵀ as contiguous copies, the layout the forward products run fastest on (kernels/blas.py)."""
-    return np.ascontiguousarray(W_ih.T), np.ascontiguousarray(W_hh.T)
+def _layer(W_ih, W_hh, b_ih, b_hh, options: dict, transposed: bool = True) -> Layer:
+    """The arrays the row kernels take; with ``transposed``, W_ihᵀ, W_hhᵀ as contiguous copies (the
+    layout the forward products run fastest on, kernels/blas.py) and b = b_ih + b_hh."""
+    layer = Layer(W_ih=W_ih, W_hh=W_hh, b_ih=b_ih, b_hh=b_hh, b=b_ih + b_hh, options=options)
+    if transposed:
+        layer.W_ihT, layer.W_hhT = np.ascontiguousarray(W_ih.T), np.ascontiguousarray(W_hh.T)
+    return layer
 
 
-def _forward_rows(cell, W_ihT, W_hhT, b, x, ws: _Workspace, b0: int, b1: int) -> None:
-    """The forward pass of batch rows ``b0:b1`` into ``ws``."""
-    if cell == "lstm":
-        cpu_lstm.forward_rows(x, W_ihT, W_hhT, b, ws.h0, ws.c0, ws.h, ws.c, ws.gates, b0, b1)
-    else:
-        cpu_rnn.forward_rows(x, W_ihT, W_hhT, b, ws.h0, ws.h, b0, b1)
-
-
-def _backward_rows(cell, W_ih, W_hh, x, fwd, dh, dh0, dc0, grads, norm_sum, dx, b0: int, b1: int) -> None:
-    """BPTT of batch rows ``b0:b1`` through the forward pass ``fwd`` (a :class:`Forward` or a
-    :class:`_Workspace`): their weight gradients into ``grads = (dW_ih, dW_hh, db)`` (overwritten),
-    Σ_rows ‖∂L/∂h_t‖ into ``norm_sum : (T,)``, ∂L/∂h_0 (∂L/∂c_0) into those rows of ``dh0`` (``dc0``)."""
-    dW_ih, dW_hh, db = grads
-    dW_ih[:] = 0.0
-    dW_hh[:] = 0.0
-    db[:] = 0.0
-    if cell == "lstm":
-        cpu_lstm.backward_rows(W_ih, W_hh, x, fwd.h0, fwd.c0, fwd.h, fwd.c, fwd.gates, dh, norm_sum,
-                               dh0, dc0, dW_ih, dW_hh, db, dx, b0, b1)
-    else:
-        cpu_rnn.backward_rows(W_ih, W_hh, x, fwd.h0, fwd.h, dh, norm_sum, dh0, dW_ih, dW_hh, db, dx, b0, b1)
+def _backward_rows(kern, layer, x, fwd, dh, dinit, grads, norm_sum, dx, b0: int, b1: int) -> None:
+    """BPTT of batch rows ``b0:b1`` through ``fwd``: their weight gradients into ``grads = (dW_ih, dW_hh,
+    db_ih, db_hh)`` (overwritten), Σ_rows ‖∂L/∂h_t‖ into ``norm_sum : (T,)``, ∂L/∂s_0 into ``dinit``."""
+    for g in grads:
+        g[:] = 0.0
+    kern.backward_rows(layer, x, fwd, dh, dinit, grads, norm_sum, dx, b0, b1)
 
 
 def _chunk_grads(chunks: int, like: tuple) -> list[tuple]:
@@ -99,12 +86,12 @@ def _add_parts(parts: list[tuple]) -> None:
             total += a
 
 
-def _forward(cell, W_ih, W_hh, b, x, ws: _Workspace) -> Forward:
+def _forward(spec, layer: Layer, x, ws: _Workspace) -> Forward:
     """Forward into ``ws``, the batch split into one chunk per thread."""
-    W_ihT, W_hhT = _transposed(W_ih, W_hh)
-    _in_parallel(lambda b0, b1: _forward_rows(cell, W_ihT, W_hhT, b, x, ws, b0, b1),
-                 even_bounds(x.shape[1], _threads(cell, x.shape[1], ws.h.shape[2])))
-    return Forward(cell=cell, h=ws.h, c=ws.c, gates=ws.gates, h0=ws.h0, c0=ws.c0)
+    kern = spec.cpu_kernels()
+    _in_parallel(lambda b0, b1: kern.forward_rows(layer, x, ws.fwd, b0, b1),
+                 even_bounds(x.shape[1], _threads(spec, x.shape[1], ws.dh.shape[2])))
+    return ws.fwd
 
 
 class CpuBackend:
@@ -115,42 +102,48 @@ class CpuBackend:
     def __init__(self):
         own_the_threads()
 
-    def forward(self, cell: str, params: dict, x, h0=None, c0=None) -> Forward:
+    def forward(self, cell: str, params: dict, x, h0=None, c0=None, *, state0: dict | None = None,
+                **options) -> Forward:
         """Run ``cell`` over ``x : (T, B, I)``; ``params`` in PyTorch layout (keys weight_ih, ...).
 
+        ``h0``, ``c0`` (or ``state0={name: (B, H)}``) are the initial states (zeros when not given);
+        ``options`` are the cell's options (e.g. ``activation="relu"`` for the RNN).
         Returns a :class:`Forward` whose ``.h`` is ``(T, B, H)``.
         """
+        spec = _cells.get(cell)
+        options = spec.check_options(options)
         n_in, H, dtype = check_params(cell, params)
         x = check_input(x, dtype, n_in)
         T, B, _ = x.shape
-        ws = _Workspace(cell, T, B, H, dtype)
-        ws.h0[:] = initial_state(h0, B, H, dtype, "h0")
-        if cell == "lstm":
-            ws.c0[:] = initial_state(c0, B, H, dtype, "c0")
-        W_ih, W_hh, b = _layer_arrays(params, dtype)
-        return _forward(cell, W_ih, W_hh, b, x, ws)
+        ws = _Workspace(spec, T, B, H, dtype, options)
+        for s, v in initial_states(cell, B, H, dtype, h0, c0, state0).items():
+            ws.fwd.initial[s][:] = v
+        return _forward(spec, _layer(*_layer_arrays(params, dtype), options), x, ws)
 
     def backward(self, cell: str, params: dict, x, fwd: Forward, dh) -> Gradients:
-        """Full BPTT of ``dh = ∂L/∂h : (T, B, H)`` through the run ``fwd`` of :meth:`forward`.
+        """Full BPTT of ``dh = ∂L/∂h : (T, B, H)`` through the run ``fwd`` of :meth:`forward` (same options).
 
-        Returns :class:`Gradients`: the keys of ``params`` plus ``"x"``, and ``.dh_norm : (T,)``.
+        Returns :class:`Gradients`: the keys of ``params`` plus ``"x"``, ``.dh_norm : (T,)`` and
+        ∂L/∂s_0 per state (``.h0``, ``.c0``, ``.initial``).
         """
+        spec = _cells.get(cell)
         x, dh, n_in, H, dtype = check_backward_input(cell, params, x, fwd, dh)
         T, B, _ = x.shape
-        W_ih, W_hh, _ = _layer_arrays(params, dtype)
-        G = W_hh.shape[0]
-        bounds = even_bounds(B, _threads(cell, B, H))
+        kern = spec.cpu_kernels()
+        layer = _layer(*_layer_arrays(params, dtype), spec.check_options(fwd.options), transposed=False)
+        G = spec.rows(H)
+        bounds = even_bounds(B, _threads(spec, B, H))
         parts = _chunk_grads(len(bounds) - 1, (np.empty((G, n_in), dtype), np.empty((G, H), dtype),
-                                               np.empty(G, dtype)))
+                                               np.empty(G, dtype), np.empty(G, dtype)))
         norms = np.zeros((len(parts), T))
-        dx, dh0 = np.empty((T, B, n_in), dtype), np.empty((B, H), dtype)
-        dc0 = np.empty((B, H), dtype) if cell == "lstm" else None
-        _in_parallel(lambda b0, b1: _backward_rows(cell, W_ih, W_hh, x, fwd, dh, dh0, dc0, parts[bounds.index(b0)],
+        dx = np.empty((T, B, n_in), dtype)
+        dinit = {s: np.empty((B, H), dtype) for s in spec.states}
+        _in_parallel(lambda b0, b1: _backward_rows(kern, layer, x, fwd, dh, dinit, parts[bounds.index(b0)],
                                                    norms[bounds.index(b0)], dx, b0, b1), bounds)
         _add_parts(parts)
-        dW_ih, dW_hh, db = parts[0]
-        grads = {"weight_ih": dW_ih, "weight_hh": dW_hh, "bias_ih": db, "bias_hh": db.copy(), "x": dx}
-        return Gradients(grads, norms.sum(axis=0) / B, dh0, dc0)
+        dW_ih, dW_hh, db_ih, db_hh = parts[0]
+        grads = {"weight_ih": dW_ih, "weight_hh": dW_hh, "bias_ih": db_ih, "bias_hh": db_hh, "x": dx}
+        return Gradients(grads, norms.sum(axis=0) / B, dinit)
 
     def make_model(self, cell: str, params: dict, **options) -> "CpuModel":
         """A trainable model (recurrent layer + readout + optimizer); see :class:`CpuModel`."""
@@ -164,8 +157,9 @@ class CpuBackend:
 def _layer_arrays(params: dict, dtype):
     W_ih = np.ascontiguousarray(params["weight_ih"], dtype=dtype)
     W_hh = np.ascontiguousarray(params["weight_hh"], dtype=dtype)
-    b = np.asarray(params["bias_ih"], dtype=dtype) + np.asarray(params["bias_hh"], dtype=dtype)
-    return W_ih, W_hh, b
+    b_ih = np.ascontiguousarray(params["bias_ih"], dtype=dtype)
+    b_hh = np.ascontiguousarray(params["bias_hh"], dtype=dtype)
+    return W_ih, W_hh, b_ih, b_hh
 
 
 class CpuModel(ModelBase):
@@ -187,7 +181,7 @@ class CpuModel(ModelBase):
 
     def _workspace(self, T: int, B: int) -> _Workspace:
         if self._ws is None or self._ws.shape != (T, B):
-            self._ws = _Workspace(self.cell, T, B, self.hidden, self.dtype)
+            self._ws = _Workspace(self.spec, T, B, self.hidden, self.dtype, self.options)
         return self._ws
 
     def step(self, x, y) -> StepStats:
@@ -206,33 +200,32 @@ class CpuModel(ModelBase):
         if not 1 <= self.window <= T:
             raise KernelInputError(f"readout window {self.window} must be between 1 and T={T}")
         ws = self._workspace(T, B)
-        W_ih, W_hh = p["weight_ih"], p["weight_hh"]
-        W_ihT, W_hhT = _transposed(W_ih, W_hh)
-        b = p["bias_ih"] + p["bias_hh"]
-        bounds = even_bounds(B, _threads(self.cell, B, self.hidden))
+        kern = self.spec.cpu_kernels()
+        layer = _layer(p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"], self.options)
+        bounds = even_bounds(B, _threads(self.spec, B, self.hidden))
         readout_rows = self.window * B  # the terms every loss kind averages over (window = 1 for *_last)
-        parts = _chunk_grads(len(bounds) - 1, (g["weight_ih"], g["weight_hh"], g["bias_ih"],
+        parts = _chunk_grads(len(bounds) - 1, (g["weight_ih"], g["weight_hh"], g["bias_ih"], g["bias_hh"],
                                                g["readout.weight"], g["readout.bias"]))
         norms = np.zeros((len(parts), T))
         losses = [0.0] * len(parts)
         outs = [None] * len(parts)
         no_dx = np.empty((0, B, self.n_in), self.dtype)
+        fwd = ws.fwd
 
         def chunk(b0, b1):
             """Forward, loss and BPTT of rows b0:b1: the loss is row-wise, so chunks never wait on each other."""
             k = bounds.index(b0)
             rows = slice(b0, b1)
-            _forward_rows(self.cell, W_ihT, W_hhT, b, x, ws, b0, b1)
+            kern.forward_rows(layer, x, fwd, b0, b1)
             y_rows = y[:, rows] if self.loss_kind == "ce_window" else y[rows]
-            losses[k], outs[k] = readout_loss(self.loss_kind, ws.h[:, rows], p["readout.weight"], p["readout.bias"],
-                                              y_rows, self.window, ws.dh[:, rows], *parts[k][3:], count=readout_rows)
-            _backward_rows(self.cell, W_ih, W_hh, x, ws, ws.dh, ws.dh0, ws.dc0, parts[k][:3], norms[k], no_dx, b0, b1)
+            losses[k], outs[k] = readout_loss(self.loss_kind, fwd.h[:, rows], p["readout.weight"], p["readout.bias"],
+                                              y_rows, self.window, ws.dh[:, rows], *parts[k][4:], count=readout_rows)
+            _backward_rows(kern, layer, x, fwd, ws.dh, ws.dinit, parts[k][:4], norms[k], no_dx, b0, b1)
 
         _in_parallel(chunk, bounds)
         _add_parts(parts)
         loss = float(sum(losses))
         out = np.concatenate(outs, axis=1 if self.loss_kind == "ce_window" else 0)
-        g["bias_hh"][:] = g["bias_ih"]
         param_norms = {name: float(np.sqrt(np.dot(v.ravel(), v.ravel()))) for name, v in g.items()}
         norm = float(global_norm(self._grad))
         clip_by_norm(self._grad, self.clip, norm)
@@ -249,9 +242,10 @@ class CpuModel(ModelBase):
         """Forward pass only (no training) over ``x : (T, B, I)``; arrays are fresh copies."""
         x = check_input(x, self.dtype, self.n_in)
         T, B, _ = x.shape
-        ws = _Workspace(self.cell, T, B, self.hidden, self.dtype)
+        ws = _Workspace(self.spec, T, B, self.hidden, self.dtype, self.options)
         p = self.params
-        return _forward(self.cell, p["weight_ih"], p["weight_hh"], p["bias_ih"] + p["bias_hh"], x, ws)
+        return _forward(self.spec, _layer(p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"], self.options),
+                        x, ws)
 
     def state(self) -> dict[str, np.ndarray]:
         """Copies of the current parameters (PyTorch layout, :data:`PARAM_KEYS`)."""
@@ -259,11 +253,12 @@ class CpuModel(ModelBase):
 
 
 def compiled_kernels():
-    """Every CPU ``@njit`` dispatcher, for warm-up and cache statistics."""
+    """Every CPU ``@njit`` dispatcher (of every registered cell, and the optimizer's), for warm-up and
+    cache statistics."""
     from kernels import optim
 
-    return [cpu_lstm.forward_rows, cpu_lstm.backward_rows, cpu_rnn.forward_rows, cpu_rnn.backward_rows,
-            optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step]
+    cell_kernels = [k for spec in _cells.specs() for k in spec.cpu_kernels().dispatchers]
+    return cell_kernels + [optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step]
 
 
 def warm_up(cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=None) -> dict:

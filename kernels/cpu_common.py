@@ -1,4 +1,4 @@
-"""What the CPU RNN and LSTM kernels share: how the batch is split, and the weight gradients.
+"""What the CPU cells' kernels share: how the batch is split, and the weight gradients.
 
 The reverse sweep never stores ∂L/∂z for all steps. Each thread collects the
 rows of its last few steps in a *panel* (∂L/∂z_t beside the h_{t-1} and x_t they
@@ -72,5 +72,54 @@ def finish_step(panel, k, n, W_ih, W_hh, h_prev, x, dh_next, dx, t, b0, dW_ih, d
     k += n
     if k == dz_p.shape[0] or t == 0:
         flush_panel(dz_p, h_p, x_p, k, dW_ih, dW_hh, db)
+        k = 0
+    return k
+
+
+# -- cells whose recurrent product sees a different ∂L/∂z than the input product (the GRU) ----------
+@njit(**JIT)
+def new_split_panel(n_rows, G, H, I, like):
+    """Panel buffers (∂L/∂z input side, ∂L/∂z recurrent side, h_{t-1}, x_t), as :func:`new_panel`."""
+    rows = max(1, PANEL_ROWS // n_rows) * n_rows
+    return (np.empty((rows, G), like.dtype), np.empty((rows, G), like.dtype), np.empty((rows, H), like.dtype),
+            np.empty((rows, I), like.dtype))
+
+
+@njit(**JIT)
+def _add_column_sums(dz, db):
+    for r in range(dz.shape[0]):
+        d = dz[r]
+        for k in range(db.size):
+            db[k] += d[k]
+
+
+@njit(**JIT)
+def flush_split_panel(dzi_p, dzh_p, h_p, x_p, rows, dW_ih, dW_hh, db_ih, db_hh):
+    """``dW_ih += dz_iᵀ x``, ``db_ih += Σ dz_i``; ``dW_hh += dz_hᵀ h``, ``db_hh += Σ dz_h`` (first ``rows``)."""
+    if rows == 0:
+        return
+    dzi, dzh = dzi_p[:rows], dzh_p[:rows]
+    gemm(dzh.T, h_p[:rows], dW_hh, 1.0)
+    gemm(dzi.T, x_p[:rows], dW_ih, 1.0)
+    _add_column_sums(dzi, db_ih)
+    _add_column_sums(dzh, db_hh)
+
+
+@njit(**JIT)
+def finish_split_step(panel, k, n, W_ih, W_hh, h_prev, x, dh_next, dx, t, b0, dW_ih, dW_hh, db_ih, db_hh):
+    """:func:`finish_step` for a split panel (:func:`new_split_panel`, rows ``k:k+n`` filled).
+
+    ``dh_next`` holds the step's direct share of ∂L/∂h_{t-1} in (the GRU's ∂L/∂h_t ⊙ z); the
+    recurrent product ∂L/∂z_h W_hh is added onto it. ∂L/∂x_t = ∂L/∂z_i W_ih.
+    """
+    dzi_p, dzh_p, h_p, x_p = panel
+    gemm(dzh_p[k:k + n], W_hh, dh_next, 1.0)
+    if dx.shape[0] > 0:
+        gemm(dzi_p[k:k + n], W_ih, dx[t, b0:b0 + n], 0.0)
+    copy_rows(h_prev, h_p[k:k + n])
+    copy_rows(x[t, b0:b0 + n], x_p[k:k + n])
+    k += n
+    if k == dzi_p.shape[0] or t == 0:
+        flush_split_panel(dzi_p, dzh_p, h_p, x_p, k, dW_ih, dW_hh, db_ih, db_hh)
         k = 0
     return k

@@ -26,6 +26,7 @@ from numba import njit
 
 from kernels.activations import sigmoid, tanh
 from kernels.blas import gemm
+from kernels.cells import CpuKernels
 from kernels.config import JIT
 from kernels.cpu_common import finish_step, new_panel
 from kernels.fpenv import denormals_off, restore
@@ -133,3 +134,21 @@ def backward_rows(W_ih, W_hh, x, h0, c0, h, c, gates, dh, norm_sum, dh0, dc0, dW
     old = denormals_off()
     _backward_rows(W_ih, W_hh, x, h0, c0, h, c, gates, dh, norm_sum, dh0, dc0, dW_ih, dW_hh, db, dx, b0, b1)
     restore(old)
+
+
+def _forward_chunk(layer, x, fwd, b0, b1):
+    """:class:`kernels.cells.CpuKernels` ``forward_rows``: the LSTM on batch rows ``b0:b1``."""
+    forward_rows(x, layer.W_ihT, layer.W_hhT, layer.b, fwd.initial["h"], fwd.initial["c"], fwd.states["h"],
+                 fwd.states["c"], fwd.saved["gates"], b0, b1)
+
+
+def _backward_chunk(layer, x, fwd, dh, dinit, grads, norm_sum, dx, b0, b1):
+    """:class:`kernels.cells.CpuKernels` ``backward_rows``: BPTT on batch rows ``b0:b1``."""
+    dW_ih, dW_hh, db_ih, db_hh = grads
+    backward_rows(layer.W_ih, layer.W_hh, x, fwd.initial["h"], fwd.initial["c"], fwd.states["h"], fwd.states["c"],
+                  fwd.saved["gates"], dh, norm_sum, dinit["h"], dinit["c"], dW_ih, dW_hh, db_ih, dx, b0, b1)
+    db_hh += db_ih  # b_ih and b_hh enter only as their sum: the same gradient (db_hh arrives zeroed)
+
+
+CPU_KERNELS = CpuKernels(forward_rows=_forward_chunk, backward_rows=_backward_chunk,
+                         dispatchers=(forward_rows, backward_rows))

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels import cells
 from kernels.errors import KernelInputError
-from kernels.params import CELLS, PARAM_KEYS, check_params, flat_views, init_params, param_shapes
+from kernels.params import PARAM_KEYS, check_params, flat_views, init_params, param_shapes
 from kernels.readout import LOSS_KINDS
 
 
@@ -14,18 +15,19 @@ class ModelBase:
 
     Parameters
     ----------
-    cell : "rnn" | "lstm"
+    cell : a registered cell name (kernels/cells.py: "rnn", "lstm", "gru", ...)
     params : dict with :data:`kernels.params.PARAM_KEYS` (PyTorch layout), copied in
     loss_kind : one of :data:`kernels.readout.LOSS_KINDS`
     window : final steps read out (1 for the ``*_last`` losses)
     optimizer : "adam" | "sgd";  lr, momentum, clip (0 disables), betas, eps as in PyTorch
+    **cell_options : the cell's options (its spec's ``options``), e.g. ``activation="relu"`` for the RNN
     """
 
     def __init__(self, cell: str, params: dict, *, loss_kind: str, window: int = 1, optimizer: str = "adam",
                  lr: float = 1e-3, momentum: float = 0.9, clip: float = 1.0,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        if cell not in CELLS:
-            raise KernelInputError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, **cell_options):
+        self.spec = cells.get(cell)
+        self.options = self.spec.check_options(cell_options)
         if loss_kind not in LOSS_KINDS:
             raise KernelInputError(f"unknown loss kind {loss_kind!r}: choose one of {', '.join(LOSS_KINDS)}")
         if optimizer not in ("adam", "sgd"):
@@ -57,15 +59,15 @@ class ModelBase:
         return int(self._flat.size)
 
 
-def train_tiny_models(make_model, cells, dtype, optimizer: str, progress=None) -> None:
+def train_tiny_models(make_model, cell_names, dtype, optimizer: str, progress=None) -> None:
     """One tiny training step and probe per cell of ``make_model(cell, params, **settings)``'s models:
     every kernel a training run needs gets compiled (or loaded). ``progress(done, total, what)``."""
     rng = np.random.default_rng(0)
-    for done, cell in enumerate(cells):
+    for done, cell in enumerate(cell_names):
         if progress:
-            progress(done, len(cells), f"{cell} kernels")
+            progress(done, len(cell_names), f"{cell} kernels")
         model = make_model(cell, init_params(cell, 2, 3, 1, rng, dtype), loss_kind="mse_last", optimizer=optimizer)
         model.step(np.zeros((2, 1, 2), dtype), np.zeros(1, dtype))
         model.probe(np.zeros((2, 1, 2), dtype))
     if progress:
-        progress(len(cells), len(cells), "done")
+        progress(len(cell_names), len(cell_names), "done")

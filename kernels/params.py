@@ -1,13 +1,21 @@
-"""Parameter layout and initialisation (PyTorch's layout, names and default init).
+"""Parameter layout (PyTorch's layout and names) and checks; the initialisations are in kernels/inits.py.
 
 A model's parameters live in one flat buffer; the dict entries are views into
-it, so clipping and the optimizer run as one loop over one array.
+it, so clipping and the optimizer run as one loop over one array. Shapes come
+from the cell registry (kernels/cells.py).
 """
 import numpy as np
 
+from kernels import cells
 from kernels.errors import KernelInputError
 
-CELLS = ("rnn", "lstm")
+
+def __getattr__(name):
+    # ``CELLS``: the registered cell names, read when asked (a cell registered later shows up)
+    if name == "CELLS":
+        return cells.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 #: recurrent-layer parameter names (torch.nn.LSTM / nn.RNN layer 0, without the "_l0" suffix)
 LAYER_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 #: readout names (a torch.nn.Linear called "readout")
@@ -16,16 +24,13 @@ PARAM_KEYS = LAYER_KEYS + READOUT_KEYS
 
 
 def gate_rows(cell: str) -> int:
-    """Number of gate blocks: 4 for the LSTM (i, f, g, o), 1 for the RNN."""
-    if cell not in CELLS:
-        raise KernelInputError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
-    return 4 if cell == "lstm" else 1
+    """Number of row blocks of the weights: 4 for the LSTM (i, f, g, o), 3 for the GRU (r, z, n), 1 for the RNN."""
+    return cells.get(cell).blocks
 
 
 def param_shapes(cell: str, n_in: int, hidden: int, n_out: int | None = None) -> dict[str, tuple[int, ...]]:
     """Shapes of every parameter; the readout is included when ``n_out`` is given."""
-    G = gate_rows(cell) * hidden
-    shapes = {"weight_ih": (G, n_in), "weight_hh": (G, hidden), "bias_ih": (G,), "bias_hh": (G,)}
+    shapes = cells.get(cell).param_shapes(n_in, hidden)
     if n_out is not None:
         shapes["readout.weight"] = (n_out, hidden)
         shapes["readout.bias"] = (n_out,)
@@ -45,14 +50,12 @@ def flat_views(shapes: dict[str, tuple[int, ...]], flat: np.ndarray) -> dict[str
 
 
 def init_params(cell: str, n_in: int, hidden: int, n_out: int, rng: np.random.Generator,
-                dtype=np.float32) -> dict[str, np.ndarray]:
-    """PyTorch's default initialisation: every entry U(-1/√H, 1/√H) (readout: U(-1/√H, 1/√H) too).
+                dtype=np.float32, init="default", seq_len: int | None = None) -> dict[str, np.ndarray]:
+    """Initial parameters (:data:`PARAM_KEYS`); ``init="default"`` is PyTorch's U(-1/√H, 1/√H) for
+    every entry. Other initialisations and their grammar: :func:`kernels.inits.init_params`."""
+    from kernels.inits import init_params as _init
 
-    Returns a dict with :data:`PARAM_KEYS`, shapes from :func:`param_shapes`.
-    """
-    bound = 1.0 / np.sqrt(hidden)
-    return {name: rng.uniform(-bound, bound, size=shape).astype(dtype)
-            for name, shape in param_shapes(cell, n_in, hidden, n_out).items()}
+    return _init(cell, n_in, hidden, n_out, rng, dtype, init=init, seq_len=seq_len)
 
 
 def check_params(cell: str, params: dict, dtype=None) -> tuple[int, int, np.dtype]:
@@ -101,6 +104,17 @@ def check_backward_input(cell: str, params: dict, x, fwd, dh):
     if dh.shape != (T, B, H) or np.shape(fwd.h) != (T, B, H):
         raise KernelInputError(f"dh and fwd.h must have shape (T, B, H) = {(T, B, H)}, "
                                f"got {dh.shape} and {np.shape(fwd.h)}")
+    spec = cells.get(cell)
+    need = {**{("states", s): (T, B, H) for s in spec.states}, **{("initial", s): (B, H) for s in spec.states},
+            **{("saved", a): (T, B, w * H) for a, w in spec.saved_widths().items()}}
+    for (where, name), shape in need.items():
+        arrays = getattr(fwd, where)
+        if name not in arrays or arrays[name] is None:
+            raise KernelInputError(f"a {cell} backward pass needs fwd.{where}[{name!r}] (from its forward pass)")
+        a = np.asarray(arrays[name])
+        if a.shape != shape or a.dtype != dtype or not a.flags.c_contiguous:
+            raise KernelInputError(f"fwd.{where}[{name!r}] must be a C-contiguous {dtype} array of shape {shape}, "
+                                   f"got {a.dtype} {a.shape}")
     return x, dh, n_in, H, dtype
 
 
@@ -112,3 +126,18 @@ def initial_state(s, B: int, H: int, dtype, name: str) -> np.ndarray:
     if s.shape != (B, H):
         raise KernelInputError(f"{name} must have shape (B, H) = {(B, H)}, got {s.shape}")
     return s
+
+
+def initial_states(cell: str, B: int, H: int, dtype, h0=None, c0=None, state0: dict | None = None) -> dict:
+    """Every initial state of ``cell`` as a ``(B, H)`` array: ``h0``, ``c0`` or ``state0[name]``, zeros
+    when not given; a clear error for a state the cell does not have (e.g. ``c0`` for the GRU)."""
+    spec = cells.get(cell)
+    given = dict(state0 or {})
+    for name, value in (("h", h0), ("c", c0)):
+        if value is not None:
+            given[name] = value
+    extra = [name for name, value in given.items() if value is not None and name not in spec.states]
+    if extra:
+        raise KernelInputError(f"the {cell} cell has no state {extra[0]!r} (its states: {', '.join(spec.states)}); "
+                               f"drop {extra[0]}0")
+    return {s: initial_state(given.get(s), B, H, dtype, f"{s}0") for s in spec.states}
