@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# every extra the test suite exercises: CUDA simulator + PTX, Dask sweeps, the PyTorch peer
-EXTRAS := test,cuda,sweep,bench
+# every extra the test suite exercises: CUDA simulator + PTX, Dask sweeps, the PyTorch peer, interop
+EXTRAS := test,cuda,sweep,bench,tensorboard,pandas
 
 .PHONY: run test bench clean
 

@@ -2,9 +2,9 @@
 
 - :func:`frontier` — per (cell, T): seeds, seeds solved, success rate, median final
   metric and loss, the chance baseline, diverged/failed counts.
-- :func:`claims` — one row per claim of the design's claims table, RNN vs LSTM:
-  gradient decay ratio, largest T solved, gate saturation, loss spread across
-  seeds, parameter count and ms/step.
+- :func:`claims` — one row per claim of the design's claims table, one number per
+  series (a cell, or a cell and a ``--vary`` variant): gradient decay ratio, largest T
+  solved, gate saturation, loss spread across seeds, parameter count and ms/step.
 - :func:`write_frontier_csv`, :func:`write_claims_csv`.
 
 Inputs are result rows (dicts with the columns of :data:`sessions.sweep.COLUMNS`),
@@ -23,14 +23,22 @@ CELL_ORDER = ("rnn", "lstm")
 #: a cell "solves" T when at least this fraction of its seeds solved it
 SOLVES_AT = 0.5
 
-FRONTIER_COLUMNS = ("cell", "seq_len", "n_seeds", "n_solved", "success_rate", "median_final_metric",
+FRONTIER_COLUMNS = ("cell", "variant", "seq_len", "n_seeds", "n_solved", "success_rate", "median_final_metric",
                     "median_final_loss", "baseline_metric", "n_diverged", "n_failed")
-CLAIMS_COLUMNS = ("claim", "number", "rnn", "lstm", "detail")
 
 
-def _cells(results) -> list[str]:
-    present = {r["cell"] for r in results}
-    return [c for c in CELL_ORDER if c in present] + sorted(present - set(CELL_ORDER))
+def series_of(r: dict) -> str:
+    """The curve a result row belongs to: its cell, or its cell and ``--vary`` variant ("lstm lr=0.01")."""
+    return f"{r['cell']} {r['variant']}" if r.get("variant") else str(r["cell"])
+
+
+def series_order(results) -> list[str]:
+    """Every series of ``results``: cells in CELL_ORDER (others after, by name), variants in order of appearance."""
+    first = {}
+    for r in results:
+        first.setdefault(series_of(r), (r["cell"], len(first)))
+    rank = {c: i for i, c in enumerate(CELL_ORDER)}
+    return sorted(first, key=lambda k: (rank.get(first[k][0], len(rank)), first[k][0], first[k][1]))
 
 
 def _nanmedian(values) -> float:
@@ -40,7 +48,7 @@ def _nanmedian(values) -> float:
 
 
 def frontier(results) -> list[dict]:
-    """One row per (cell, T), cells in RNN, LSTM order, T ascending.
+    """One row per (series, T): series as :func:`series_order`, T ascending.
 
     ``success_rate`` = seeds solved / seeds that ran (failed runs do not count as seeds).
     ``median_final_metric`` is over the seeds that produced a number (a diverged run keeps
@@ -48,17 +56,18 @@ def frontier(results) -> list[dict]:
     """
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
-        groups[(r["cell"], int(r["seq_len"]))].append(r)
+        groups[(series_of(r), int(r["seq_len"]))].append(r)
     rows = []
-    for cell in _cells(results):
-        for T in sorted(t for c, t in groups if c == cell):
-            rs = groups[(cell, T)]
+    for series in series_order(results):
+        for T in sorted(t for c, t in groups if c == series):
+            rs = groups[(series, T)]
             ran = [r for r in rs if r.get("status") != "failed"]
             n = len(ran)
             solved = sum(1 for r in ran if r.get("solved"))
             base = [r.get("baseline_metric") for r in ran if r.get("baseline_metric") is not None]
             rows.append(dict(
-                cell=cell, seq_len=T, n_seeds=n, n_solved=solved,
+                cell=rs[0]["cell"], variant=rs[0].get("variant", ""), series=series, seq_len=T, n_seeds=n,
+                n_solved=solved,
                 success_rate=solved / n if n else math.nan,
                 median_final_metric=_nanmedian(r.get("final_metric") for r in ran),
                 median_final_loss=_nanmedian(r.get("final_loss") for r in ran),
@@ -71,16 +80,16 @@ def frontier(results) -> list[dict]:
     return rows
 
 
-def largest_solved(rows: list[dict], cell: str, at: float = SOLVES_AT) -> int | None:
-    """Largest T whose success rate is >= ``at`` for ``cell`` (None when it solves none)."""
-    ts = [r["seq_len"] for r in rows if r["cell"] == cell and r["n_seeds"] and r["success_rate"] >= at]
+def largest_solved(rows: list[dict], series: str, at: float = SOLVES_AT) -> int | None:
+    """Largest T whose success rate is >= ``at`` for ``series`` (None when it solves none)."""
+    ts = [r["seq_len"] for r in rows if r["series"] == series and r["n_seeds"] and r["success_rate"] >= at]
     return max(ts) if ts else None
 
 
-def _gate_saturation(results, cell: str, T: int) -> float:
+def _gate_saturation(results, series: str, T: int) -> float:
     """Mean saturated fraction of the LSTM forget gate at the last probe, over the seeds at ``T``
     (read from the session files; NaN when none can be read)."""
-    if cell != "lstm":
+    if not any(r["cell"] == "lstm" and series_of(r) == series for r in results):
         return math.nan
     try:
         from sessions import open_session
@@ -88,7 +97,7 @@ def _gate_saturation(results, cell: str, T: int) -> float:
         return math.nan
     vals = []
     for r in results:
-        if r["cell"] != cell or int(r["seq_len"]) != T or r.get("status") == "failed":
+        if series_of(r) != series or int(r["seq_len"]) != T or r.get("status") == "failed":
             continue
         path = r.get("session_path") or ""
         if not path or not os.path.isfile(path):
@@ -105,71 +114,68 @@ def _gate_saturation(results, cell: str, T: int) -> float:
 
 
 def claims(results, read_sessions: bool = True) -> list[dict]:
-    """The claims table: one row per claim in the design's table (RNN vs LSTM numbers as floats)."""
+    """The claims table: one row per claim in the design's table, ``claim``, ``number``, ``detail`` and one
+    float per series (``row["rnn"]``, ``row["lstm"]``, ``row["lstm lr=0.01"]``; see :func:`claims_columns`)."""
     results = list(results)
     rows = frontier(results)
-    cells = _cells(results)
     ran = [r for r in results if r.get("status") != "failed"]
     if not ran:
         return []
-    common = set.intersection(*({int(r["seq_len"]) for r in ran if r["cell"] == c} for c in cells)) if cells else set()
+    names = series_order(ran)
+    common = set.intersection(*({int(r["seq_len"]) for r in ran if series_of(r) == c} for c in names))
     T_max = max(common) if common else max(int(r["seq_len"]) for r in ran)
 
-    def per_cell(fn):
-        return {c: fn(c) for c in CELL_ORDER}
+    def per_series(fn):
+        return {c: fn(c) for c in names}
 
-    def at(cell, T, key):
-        return [r.get(key) for r in ran if r["cell"] == cell and int(r["seq_len"]) == T]
+    def at(series, T, key):
+        return [r.get(key) for r in ran if series_of(r) == series and int(r["seq_len"]) == T]
 
-    solved = per_cell(lambda c: largest_solved(rows, c))
-    # compare gradient flow where it matters: the longest lag some cell still solves
+    solved = per_series(lambda c: largest_solved(rows, c))
+    # compare gradient flow where it matters: the longest lag some series still solves
     solved_Ts = [t for t in solved.values() if t is not None and t in common]
     T_ref = max(solved_Ts) if solved_Ts else T_max
-    decay = per_cell(lambda c: _nanmedian(at(c, T_ref, "decay_ratio")))
-    if read_sessions:
-        sat = per_cell(lambda c: _gate_saturation(results, c, T_ref))
-    else:
-        sat = {c: math.nan for c in CELL_ORDER}
+    decay = per_series(lambda c: _nanmedian(at(c, T_ref, "decay_ratio")))
+    sat = per_series(lambda c: _gate_saturation(results, c, T_ref) if read_sessions else math.nan)
 
     def spread(c):
-        Ts = sorted({int(r["seq_len"]) for r in ran if r["cell"] == c})
         stds = []
-        for T in Ts:
+        for T in sorted({int(r["seq_len"]) for r in ran if series_of(r) == c}):
             v = np.asarray([x for x in at(c, T, "final_loss") if x is not None], dtype=np.float64)
             v = v[np.isfinite(v)]
             if v.size >= 2:
                 stds.append(float(np.std(v, ddof=1)))
         return float(np.mean(stds)) if stds else math.nan
 
-    std_loss = per_cell(spread)
-    params = per_cell(lambda c: (at(c, T_max, "param_count") or [math.nan])[0])
-    ms = per_cell(lambda c: _nanmedian(at(c, T_max, "ms_per_step")))
-    Ts = sorted({int(r["seq_len"]) for r in ran})
-
     def num(x):
         return math.nan if x is None else float(x)
 
+    def row(claim, number, values, detail):
+        return dict(claim=claim, number=number, detail=detail, **{c: num(values[c]) for c in names})
+
+    Ts = sorted({int(r["seq_len"]) for r in ran})
     return [
-        dict(claim="RNN gradients vanish through BPTT", number=f"decay ratio ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ at T={T_ref}",
-             rnn=num(decay["rnn"]), lstm=num(decay["lstm"]),
-             detail="median over seeds, last probe of each run, at the longest T a cell solves; "
-                    "smaller = more vanishing; 0 = underflowed float32 (below 1e-38)"),
-        dict(claim="RNNs forget early inputs; LSTMs keep them", number="largest T solved",
-             rnn=num(solved["rnn"]), lstm=num(solved["lstm"]),
-             detail=f"T swept: {','.join(map(str, Ts))}; solved = at least {SOLVES_AT:.0%} of seeds meet the "
-                    "task's solved rule; NaN = none solved"),
-        dict(claim="gates select what to keep", number=f"forget-gate saturated fraction at T={T_ref}",
-             rnn=num(sat["rnn"]), lstm=num(sat["lstm"]),
-             detail="LSTM only: fraction of f outside [0.1, 0.9] on the probe sequence, last probe"),
-        dict(claim="LSTM training is more stable", number="std of final loss across seeds",
-             rnn=num(std_loss["rnn"]), lstm=num(std_loss["lstm"]),
-             detail="std over seeds at each T, averaged over T"),
-        dict(claim="LSTM costs more", number="parameter count",
-             rnn=num(params["rnn"]), lstm=num(params["lstm"]), detail="readout included"),
-        dict(claim="LSTM costs more", number=f"ms/step at T={T_max}",
-             rnn=num(ms["rnn"]), lstm=num(ms["lstm"]),
-             detail="median over seeds, wall time of the run's steps on its worker (CPU)"),
+        row("RNN gradients vanish through BPTT", f"decay ratio ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ at T={T_ref}", decay,
+            "median over seeds, last probe of each run, at the longest T a cell solves; "
+            "smaller = more vanishing; 0 = underflowed float32 (below 1e-38)"),
+        row("RNNs forget early inputs; LSTMs keep them", "largest T solved", solved,
+            f"T swept: {','.join(map(str, Ts))}; solved = at least {SOLVES_AT:.0%} of seeds meet the "
+            "task's solved rule; NaN = none solved"),
+        row("gates select what to keep", f"forget-gate saturated fraction at T={T_ref}", sat,
+            "LSTM only: fraction of f outside [0.1, 0.9] on the probe sequence, last probe"),
+        row("LSTM training is more stable", "std of final loss across seeds", per_series(spread),
+            "std over seeds at each T, averaged over T"),
+        row("LSTM costs more", "parameter count", per_series(lambda c: (at(c, T_max, "param_count") or [math.nan])[0]),
+            "readout included"),
+        row("LSTM costs more", f"ms/step at T={T_max}", per_series(lambda c: _nanmedian(at(c, T_max, "ms_per_step"))),
+            "median over seeds, wall time of the run's steps on its worker (CPU)"),
     ]
+
+
+def claims_columns(rows: list[dict]) -> list[str]:
+    """The columns of a claims table: ``claim``, ``number``, one per series, ``detail``."""
+    series = [k for k in (rows[0] if rows else {}) if k not in ("claim", "number", "detail")]
+    return ["claim", "number", *series, "detail"]
 
 
 def _fmt(v) -> str:
@@ -191,8 +197,9 @@ def write_frontier_csv(rows: list[dict], path) -> None:
 
 
 def write_claims_csv(rows: list[dict], path) -> None:
+    columns = claims_columns(rows)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(CLAIMS_COLUMNS)
+        w.writerow(columns)
         for r in rows:
-            w.writerow([_fmt(r[c]) for c in CLAIMS_COLUMNS])
+            w.writerow([_fmt(r[c]) for c in columns])

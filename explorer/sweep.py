@@ -24,8 +24,10 @@ run) and returns a result dict (the columns of :data:`sessions.sweep.COLUMNS`).
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -34,6 +36,7 @@ from typing import Callable
 
 import numpy as np
 
+from explorer.console import ProgressLine
 from explorer.recording import SessionRecorder
 from explorer.errors import ConfigError, ExplorerError
 from explorer.training import TrainConfig
@@ -58,17 +61,20 @@ class SweepError(ExplorerError):
 # ---------------------------------------------------------------------------------------- plan
 @dataclass
 class SweepPlan:
-    """What to run: every (cell, T, seed) of ``cells`` x ``seq_lens`` x ``range(seeds)``."""
+    """What to run: every (cell, T, seed, variant) of ``cells`` x ``seq_lens`` x ``range(seeds)`` x the
+    product of ``vary``'s values."""
 
     base: TrainConfig                      # shared training config (its cells/seq_len/seed are ignored)
     cells: tuple[str, ...] = ("rnn", "lstm")
     seq_lens: tuple[int, ...] = ()         # lags T
     seeds: int = 5                         # seeds 0 .. seeds-1
     out: str = "sweep"                     # folder for the session files and sweep.h5
+    vary: dict[str, tuple] = field(default_factory=dict)  # more axes: TrainConfig field -> values
 
     def __post_init__(self):
         self.cells = tuple(self.cells)
         self.seq_lens = tuple(self.seq_lens)
+        self.vary = {k: tuple(v) for k, v in dict(self.vary).items()}
         self.out = os.path.abspath(os.fspath(self.out))
 
     def validate(self) -> "SweepPlan":
@@ -78,35 +84,86 @@ class SweepPlan:
             raise ConfigError(f"seq-lens repeat: {','.join(map(str, self.seq_lens))}")
         if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1:
             raise ConfigError(f"seeds must be a positive integer (runs seeds 0..N-1), got {self.seeds!r}")
+        for name, values in self.vary.items():
+            if name in PER_RUN_FIELDS:
+                raise ConfigError(f"--vary {name}: {name} is already an axis of every sweep "
+                                  "(use --cells, --seq-lens or --seeds)")
+            if not values or len(set(values)) != len(values):
+                raise ConfigError(f"--vary {name}: give distinct values, e.g. {name}=a,b")
         TrainConfig(**{**self.base.to_dict(), "cells": self.cells}).validate()
-        for T in self.seq_lens:
-            TrainConfig(**{**self.base.to_dict(), "cells": self.cells, "seq_len": T}).validate()
+        for variant in self.variants():
+            for T in self.seq_lens:
+                TrainConfig(**{**self.base.to_dict(), **variant, "cells": self.cells, "seq_len": T}).validate()
         return self
 
-    def config(self, cell: str, seq_len: int, seed: int) -> TrainConfig:
-        return TrainConfig(**{**self.base.to_dict(), "cells": (cell,), "seq_len": int(seq_len), "seed": int(seed)})
+    def variants(self) -> list[dict]:
+        """Every combination of the ``vary`` values, as field -> value dicts (one empty dict without vary)."""
+        return [dict(zip(self.vary, values)) for values in itertools.product(*self.vary.values())]
+
+    def config(self, cell: str, seq_len: int, seed: int, variant: dict | None = None) -> TrainConfig:
+        return TrainConfig(**{**self.base.to_dict(), **(variant or {}), "cells": (cell,), "seq_len": int(seq_len),
+                              "seed": int(seed)})
 
     def specs(self) -> list[dict]:
         """One spec dict per run (plain data, sent to the workers), ordered long runs first."""
         specs = []
         for T in sorted(self.seq_lens, reverse=True):   # longest first: better packing on the workers
-            for seed in range(self.seeds):
-                for cell in self.cells:
-                    cfg = self.config(cell, T, seed)
-                    specs.append(dict(config=cfg.to_dict(), cell=cell, seq_len=int(T), seed=int(seed),
-                                      out=self.out, session=session_name(cfg.task, cell, T, seed)))
+            for variant in self.variants():
+                for seed in range(self.seeds):
+                    for cell in self.cells:
+                        cfg = self.config(cell, T, seed, variant)
+                        specs.append(dict(config=cfg.to_dict(), cell=cell, seq_len=int(T), seed=int(seed),
+                                          variant=variant_label(variant), out=self.out,
+                                          session=session_name(cfg.task, cell, T, seed, variant)))
         return specs
 
     def to_dict(self) -> dict:
-        base = {k: v for k, v in self.base.to_dict().items() if k not in PER_RUN_FIELDS}
+        base = {k: v for k, v in self.base.to_dict().items() if k not in PER_RUN_FIELDS and k not in self.vary}
         return dict(kind="lstm-explorer sweep", train=base, cells=list(self.cells),
                     seq_lens=[int(t) for t in self.seq_lens], seeds=int(self.seeds),
-                    n_runs=len(self.cells) * len(self.seq_lens) * self.seeds)
+                    vary={k: list(v) for k, v in self.vary.items()},
+                    n_runs=len(self.cells) * len(self.seq_lens) * self.seeds * len(self.variants()))
 
 
-def session_name(task: str, cell: str, seq_len: int, seed: int) -> str:
-    """File name of one run's session: ``<task>-<cell>-T<T>-s<seed>.h5``."""
-    return f"{task}-{cell}-T{int(seq_len)}-s{int(seed)}.h5"
+def variant_label(variant: dict) -> str:
+    """``{"lr": 0.01, "hidden": 32}`` -> ``"lr=0.01 hidden=32"`` ("" for no variant)."""
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in variant.items())
+
+
+def session_name(task: str, cell: str, seq_len: int, seed: int, variant: dict | None = None) -> str:
+    """File name of one run's session: ``<task>-<cell>-T<T>-s<seed>[-<field><value>...].h5``."""
+    extra = "".join(f"-{k}{v:g}" if isinstance(v, float) else f"-{k}{v}" for k, v in (variant or {}).items())
+    extra = re.sub(r"[^A-Za-z0-9._+=-]", "_", extra)
+    return f"{task}-{cell}-T{int(seq_len)}-s{int(seed)}{extra}.h5"
+
+
+def parse_vary(items) -> dict[str, tuple]:
+    """``["lr=1e-3,1e-2", "hidden=32,64"]`` -> ``{"lr": (0.001, 0.01), "hidden": (32, 64)}``: each value
+    converted to the type of the TrainConfig field it names; a clear :class:`ConfigError` otherwise."""
+    defaults = TrainConfig().to_dict()
+    vary: dict[str, tuple] = {}
+    for item in items or ():
+        name, sep, text = str(item).partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ConfigError(f"--vary {item!r}: write FIELD=v1,v2 (e.g. --vary lr=1e-3,1e-2)")
+        if name not in defaults:
+            raise ConfigError(f"--vary {name}: not a training setting; one of {', '.join(sorted(defaults))}")
+        if name in vary:
+            raise ConfigError(f"--vary {name} is given twice: list all its values once, comma separated")
+        kind = type(defaults[name])
+        values = []
+        for v in (t.strip() for t in text.split(",")):
+            if not v:
+                continue
+            try:
+                values.append(float(v) if kind is float else int(v) if kind is int else v)
+            except ValueError:
+                raise ConfigError(f"--vary {name}: {v!r} is not a {kind.__name__}") from None
+        if not values:
+            raise ConfigError(f"--vary {name}: no values after '=' (e.g. {name}=a,b)")
+        vary[name] = tuple(values)
+    return vary
 
 
 def parse_int_list(text: str, what: str = "seq-lens") -> tuple[int, ...]:
@@ -217,7 +274,7 @@ def run_one(spec: dict) -> dict:
                 ms_per_step=1000.0 / sps if sps and math.isfinite(sps) else math.nan,
                 param_count=info.param_count,
                 decay_ratio=decay_ratio(last_probe) if last_probe is not None else math.nan,
-                baseline_metric=info.baseline_metric, session=spec["session"],
+                baseline_metric=info.baseline_metric, session=spec["session"], variant=spec.get("variant", ""),
                 worker=f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -266,7 +323,8 @@ def result_from_session(spec: dict) -> dict | None:
                         steps=int(run.steps), steps_per_s=sps,
                         ms_per_step=1000.0 / sps if math.isfinite(sps) and sps > 0 else math.nan,
                         param_count=run.param_count, decay_ratio=ratio,
-                        baseline_metric=run.baseline["metric"], session=spec["session"], worker="")
+                        baseline_metric=run.baseline["metric"], session=spec["session"],
+                        variant=spec.get("variant", ""), worker="")
     except SessionError:
         return None  # unreadable / damaged: train it again
 
@@ -312,57 +370,35 @@ def connect(scheduler: str | None = None, workers: int | None = None):
 
 # ------------------------------------------------------------------------------------ progress
 class SweepProgress:
-    """One status line: runs done (of all), running, failed; a line per finished run off a terminal."""
+    """The sweep's progress bar: runs finished of all, running and failed; a line per finished run."""
 
     def __init__(self, total: int, skipped: int = 0, out=None, quiet: bool = False):
-        out = sys.stderr if out is None else out
-        self.total, self.skipped, self.out, self.quiet = total, skipped, out, quiet
-        self.tty = hasattr(out, "isatty") and out.isatty()
-        self.done = skipped
-        self.running = 0
-        self.failed = 0
-        self.start = time.perf_counter()
-        self._last = ""
+        self.skipped, self.quiet = skipped, quiet
+        self.done, self.running, self.failed = skipped, 0, 0
+        self._line = None if quiet else ProgressLine(total, self.describe, out=out, unit="runs")
 
-    def line(self) -> str:
-        filled = int(24 * (self.done + self.failed) / self.total) if self.total else 24
-        el = int(time.perf_counter() - self.start)
-        extra = f" ({self.skipped} resumed)" if self.skipped else ""
-        return (f"[{'#' * filled}{'.' * (24 - filled)}] {self.done}/{self.total} done{extra}, "
-                f"{self.running} running, {self.failed} failed  {el // 60}:{el % 60:02d}")
+    def describe(self) -> str:
+        resumed = f" ({self.skipped} resumed)" if self.skipped else ""
+        return f"done{resumed}, {self.running} running, {self.failed} failed"
 
     def draw(self, force: bool = False) -> None:
-        if self.quiet:
-            return
-        line = self.line()
-        if self.tty:
-            print("\r" + line.ljust(90), end="", file=self.out, flush=True)
-        elif force:
-            print(line, file=self.out, flush=True)
-        self._last = line
+        if self._line is not None:
+            self._line.advance_to(self.done + self.failed)
 
     def note(self, text: str) -> None:
-        if self.quiet:
-            return
-        if self.tty:
-            print("\r" + text.ljust(90), file=self.out, flush=True)
-            self.draw()
-        else:
-            print(text, file=self.out, flush=True)
+        if self._line is not None:
+            self._line.note(text)
 
     def close(self) -> None:
-        if self.quiet:
-            return
-        if self.tty:
-            self.draw()
-            print(file=self.out, flush=True)
-        else:
-            self.draw(force=True)
+        if self._line is not None:
+            self._line.advance_to(self.done + self.failed)
+            self._line.close()
 
 
 def describe_result(r: dict) -> str:
     metric = r.get("final_metric", math.nan)
-    return (f"{r['cell']:<4} T={r['seq_len']:<5} seed {r['seed']}: {r['status']}, final metric {metric:.4g}, "
+    variant = f" {r['variant']}" if r.get("variant") else ""
+    return (f"{r['cell']:<4} T={r['seq_len']:<5} seed {r['seed']}{variant}: {r['status']}, final metric {metric:.4g}, "
             f"{'solved' if r.get('solved') else 'not solved'}"
             + (f"  ({r['message']})" if r['status'] in ('failed', 'diverged') and r.get('message') else ""))
 
@@ -468,7 +504,7 @@ def run_sweep(plan: SweepPlan, *, scheduler: str | None = None, workers: int | N
                     except Exception as e:  # cancelled
                         why = f"{type(e).__name__}"
                     r = dict(cell=s["cell"], seq_len=s["seq_len"], seed=s["seed"], status="failed",
-                             message=why[:500], solved=False, steps=0, session=s["session"])
+                             message=why[:500], solved=False, steps=0, session=s["session"], variant=s["variant"])
                     bar.failed += 1
                     summary.failed += 1
                 results[s["session"]] = r

@@ -22,6 +22,8 @@ from explorer.errors import ConfigError
 
 CELLS = ("rnn", "lstm")
 OPTIMIZERS = ("adam", "sgd")
+#: probes per run when ``probe_every`` is 0 (auto)
+AUTO_PROBES = 60
 #: statuses a run can end in (plus "running" while it trains)
 STATUSES = ("running", "completed", "stopped", "diverged", "interrupted")
 
@@ -37,12 +39,12 @@ class TrainConfig:
     batch: int = 32                 # sequences per training step B
     steps: int = 3000               # training steps per cell
     optimizer: str = "adam"         # "adam" | "sgd" (SGD with momentum)
-    lr: float = 1e-3                # learning rate
+    lr: float = 1e-2                # learning rate (Adam at 1e-2 solves the default adding run with the LSTM)
     momentum: float = 0.9           # SGD momentum (ignored by Adam)
     clip: float = 1.0               # clip gradients to this global L2 norm; 0 disables
     seed: int = 0                   # seeds weights, batches and the probe sequence
     backend: str = "cpu"            # "cpu" | "cuda"
-    probe_every: int = 200          # probe snapshot interval: 200 keeps a 20,000-step T=1000, H=128 session < 200 MB
+    probe_every: int = 0            # probe snapshot interval in steps; 0 = auto (see probe_interval)
     dtype: str = "float32"          # "float32" | "float64"
 
     def __post_init__(self):
@@ -95,10 +97,17 @@ class TrainConfig:
              f"seed must be an integer from 0 to 2**32-1, got {self.seed!r}")
         need(self.backend in BACKENDS,
              f"unknown backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
-        need(is_int(self.probe_every) and self.probe_every >= 1,
-             f"probe-every must be a positive integer, got {self.probe_every!r}")
+        need(is_int(self.probe_every) and self.probe_every >= 0,
+             f"probe-every must be a positive integer (or 0 for auto), got {self.probe_every!r}")
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
         return self
+
+    @property
+    def probe_interval(self) -> int:
+        """Steps between probe snapshots: ``probe_every``, or with 0 (auto) about :data:`AUTO_PROBES`
+        probes per run (every 50 steps of the default 3000), so a session's size does not grow with
+        ``steps`` (T = 1000, H = 128, RNN + LSTM: ~100 MB of probes however long the run)."""
+        return self.probe_every or max(1, round(self.steps / AUTO_PROBES))
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (cells as a list)."""
@@ -131,7 +140,7 @@ class StepRecord:
 
 @dataclass
 class ProbeRecord:
-    """A snapshot of one cell every ``probe_every`` steps.
+    """A snapshot of one cell every ``probe_interval`` steps.
 
     ``grad_norm_t`` comes from that step's own backward pass (batch mean of
     ‖∂L/∂h_t‖); the states come from a forward pass over the fixed probe
@@ -275,7 +284,7 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self):
-        """Train; yield :data:`Record` objects. Probes are taken at step 1, every ``probe_every``
+        """Train; yield :data:`Record` objects. Probes are taken at step 1, every ``probe_interval``
         steps and at the last step. A cell whose loss or gradient becomes non-finite ends
         ``diverged``; the others go on."""
         import time
@@ -308,7 +317,7 @@ class Trainer:
                 yield StepRecord(cell=cell, step=step, loss=stats.loss, metric=self.task.metric(stats.out, batch.y),
                                  grad_norm=stats.grad_norm, param_grad_norms=stats.param_grad_norms,
                                  wall_time=time.perf_counter() - clock - paused_for)
-                if step == 1 or step % cfg.probe_every == 0 or step == cfg.steps:
+                if step == 1 or step % cfg.probe_interval == 0 or step == cfg.steps:
                     yield self.probe(cell, step, stats.dh_norm)
             if not active:
                 return

@@ -20,13 +20,14 @@ from sessions.errors import (
     TruncatedFileError,
     UnsupportedVersionError,
 )
+from sessions.interop import torch_module
 from sessions.reader import Run, Session, decimate, open_session
 from sessions.validate import validate
 from sessions.writer import FORMAT_NAME, FORMAT_VERSION, STATUSES, SessionWriter
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "STATUSES",
-    "SessionWriter", "open_session", "Session", "Run", "validate", "decimate",
+    "SessionWriter", "open_session", "Session", "Run", "validate", "decimate", "torch_module",
     "SessionError", "SessionNotFoundError", "SessionIsDirectoryError", "SessionPermissionError",
     "SessionExistsError", "EmptyFileError", "NotHDF5Error", "DamagedFileError", "TruncatedFileError",
     "NotASessionError", "SchemaError", "UnsupportedVersionError", "SessionBusyError",

@@ -71,5 +71,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, session_file):
     assert str(bad) in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = cli("export", session_file, "--plot", "loss", "-o", str(tmp_path / "x.gif"))
     assert r.returncode == 2 and "--format" in r.stderr
-    r = cli("export", session_file, "--plot", "loss", "-o", str(tmp_path / "no" / "such" / "x.png"))
-    assert r.returncode == 2 and "does not exist" in r.stderr
+    r = cli("export", session_file, "--plot", "loss", "-o", str(tmp_path / "new" / "folder" / "x.png"))
+    assert r.returncode == 0 and (tmp_path / "new" / "folder" / "x.png").is_file()  # folders are made
+    (tmp_path / "a-file").write_text("")
+    r = cli("export", session_file, "--plot", "loss", "-o", str(tmp_path / "a-file" / "x.png"))
+    assert r.returncode == 2 and "cannot create the folder" in r.stderr and "Traceback" not in r.stderr

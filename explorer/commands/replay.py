@@ -5,8 +5,12 @@ With no FILE the window opens empty, ready to train (this is what plain
 followed live. Needs a display; without one, set QT_QPA_PLATFORM=offscreen or
 use the headless commands (train, export, info).
 
-example:
-  lstm-explorer replay run.h5 other-run.h5
+With --screenshot the window opens, draws, saves itself as a PNG and closes
+(on a machine without a display, together with QT_QPA_PLATFORM=offscreen).
+
+examples:
+  lstm-explorer replay run.h5
+  lstm-explorer replay run.h5 --screenshot window.png --size 1280x800
 """
 from __future__ import annotations
 
@@ -15,9 +19,29 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", metavar="FILE", help="session files (.h5) to open")
+    p.add_argument("--screenshot", metavar="FILE.png", help="save the window as this PNG once drawn, then close")
+    p.add_argument("--size", metavar="WxH", help="window size in pixels, e.g. 1280x800")
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"1280x800"`` -> ``(1280, 800)``; a clear error otherwise."""
+    from explorer.errors import ConfigError
+
+    if not text:
+        return None
+    w, sep, h = text.lower().partition("x")
+    try:
+        size = int(w), int(h)
+    except ValueError:
+        size = None
+    if not sep or size is None or not all(200 <= v <= 16384 for v in size):
+        raise ConfigError(f"--size must be WIDTHxHEIGHT with each from 200 to 16384 pixels, e.g. 1280x800; "
+                          f"got {text!r}")
+    return size
 
 
 def run(args: argparse.Namespace) -> int:
     from explorer.gui.app import main
 
-    return main(getattr(args, "files", []) or [])
+    return main(getattr(args, "files", []) or [], screenshot=getattr(args, "screenshot", None),
+                size=parse_size(getattr(args, "size", None)))

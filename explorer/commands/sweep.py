@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cells", default="rnn,lstm", help="cells to sweep: rnn, lstm or rnn,lstm (default: %(default)s)")
     p.add_argument("--seq-lens", metavar="T,T,...", help="lags T to sweep, comma separated (required), e.g. 10,20,50,100")
     p.add_argument("--seeds", type=int, default=5, help="seeds per (cell, T): runs seeds 0..N-1 (default: %(default)s)")
+    p.add_argument("--vary", action="append", metavar="FIELD=V1,V2",
+                   help="one more sweep axis: any training setting (lr, hidden, batch, clip, optimizer, ...) "
+                        "and its values, e.g. --vary lr=1e-3,1e-2 (repeatable: the product of all)")
     add_config_arguments(p)
     p.add_argument("--out", metavar="DIR", required=True, help="folder for the session files and sweep.h5")
     p.add_argument("--scheduler", metavar="tcp://HOST:8786",
@@ -45,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from explorer.errors import ConfigError
-    from explorer.sweep import SweepPlan, parse_int_list, run_sweep
+    from explorer.sweep import SweepPlan, parse_int_list, parse_vary, run_sweep
 
     if args.seq_lens is None:
         raise ConfigError("no seq-lens given: pass --seq-lens as a comma list, e.g. --seq-lens 10,20,50,100")
@@ -58,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
     if not cells:
         raise ConfigError("cells is empty: give rnn, lstm or rnn,lstm")
     base = config_from_args(args, cells=cells, seq_len=max(seq_lens), seed=0)
-    plan = SweepPlan(base=base, cells=cells, seq_lens=seq_lens, seeds=args.seeds, out=args.out).validate()
+    plan = SweepPlan(base=base, cells=cells, seq_lens=seq_lens, seeds=args.seeds, out=args.out,
+                     vary=parse_vary(args.vary)).validate()
     n = len(plan.specs())
-    print(f"sweep: {plan.base.task}, cells {','.join(cells)}, T in {','.join(map(str, seq_lens))}, "
+    varied = "".join(f", {k} in {','.join(map(str, v))}" for k, v in plan.vary.items())
+    print(f"sweep: {plan.base.task}, cells {','.join(cells)}, T in {','.join(map(str, seq_lens))}{varied}, "
           f"{plan.seeds} seed(s): {n} runs of {plan.base.steps} steps -> {plan.out}", file=sys.stderr)
     summary = run_sweep(plan, scheduler=args.scheduler, workers=args.workers, retries=args.retries,
                         force=args.force, quiet=args.quiet)
@@ -76,13 +81,12 @@ def run(args: argparse.Namespace) -> int:
 
 def print_table(results: list[dict], plan, out=None) -> None:
     """Success rate and median final metric per (cell, T), with the chance baseline."""
+    from explorer.console import print_table as table
     from explorer.frontier import frontier
 
-    out = sys.stdout if out is None else out
     rows = frontier(results)
-    if not rows:
-        return
-    print(f"{'cell':<5} {'T':>6} {'solved':>8} {'median metric':>14} {'chance':>8} {'diverged':>9}", file=out)
-    for r in rows:
-        print(f"{r['cell']:<5} {r['seq_len']:>6} {r['n_solved']:>4}/{r['n_seeds']:<3} "
-              f"{r['median_final_metric']:>14.4g} {r['baseline_metric']:>8.4g} {r['n_diverged']:>9}", file=out)
+    if rows:
+        table((("cell", "left"), ("T", "right"), ("solved", "right"), ("median metric", "right"),
+               ("chance", "right"), ("diverged", "right")),
+              [(r["cell"], r["seq_len"], f"{r['n_solved']}/{r['n_seeds']}", f"{r['median_final_metric']:.4g}",
+                f"{r['baseline_metric']:.4g}", r["n_diverged"]) for r in rows], out=out)

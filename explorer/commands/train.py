@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 
 from explorer.training import TrainConfig
 
@@ -22,44 +21,73 @@ FINAL_WINDOW = 50
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """The training options shared by ``train`` and ``sweep``."""
+    """The training options shared by ``train`` and ``sweep``. Their parsed value is None when not
+    given, so a base configuration (TrainConfig's defaults, or ``--from FILE``'s) fills them in."""
     d = TrainConfig()
-    p.add_argument("--task", default=d.task, help="adding | copy | temporal (default: %(default)s)")
-    p.add_argument("--hidden", type=int, default=d.hidden, help="hidden units H (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=d.batch, help="sequences per step B (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=d.steps, help="training steps (default: %(default)s)")
-    p.add_argument("--optimizer", default=d.optimizer, help="adam | sgd (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
-    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum (default: %(default)s)")
-    p.add_argument("--clip", type=float, default=d.clip,
-                   help="clip gradients to this global norm, 0 = off (default: %(default)s)")
-    p.add_argument("--backend", default=d.backend, help="cpu | cuda (default: %(default)s)")
-    p.add_argument("--probe-every", type=int, default=d.probe_every,
-                   help="probe snapshot interval in steps (default: %(default)s)")
-    p.add_argument("--dtype", default=d.dtype, help="float32 | float64 (default: %(default)s)")
+    p.add_argument("--task", help=f"adding | copy | temporal (default: {d.task})")
+    p.add_argument("--hidden", type=int, help=f"hidden units H (default: {d.hidden})")
+    p.add_argument("--batch", type=int, help=f"sequences per step B (default: {d.batch})")
+    p.add_argument("--steps", type=int, help=f"training steps (default: {d.steps})")
+    p.add_argument("--optimizer", help=f"adam | sgd (default: {d.optimizer})")
+    p.add_argument("--lr", type=float, help=f"learning rate (default: {d.lr:g})")
+    p.add_argument("--momentum", type=float, help=f"SGD momentum (default: {d.momentum})")
+    p.add_argument("--clip", type=float, help=f"clip gradients to this global norm, 0 = off (default: {d.clip})")
+    p.add_argument("--backend", help=f"cpu | cuda (default: {d.backend})")
+    p.add_argument("--probe-every", type=int,
+                   help="probe snapshot interval in steps; 0 = auto, about 60 probes a run (default: 0)")
+    p.add_argument("--dtype", help=f"float32 | float64 (default: {d.dtype})")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
-    p.add_argument("--seq-len", type=int, default=d.seq_len, help="lag T (default: %(default)s)")
-    p.add_argument("--cell", default=",".join(d.cells), help="rnn, lstm or rnn,lstm (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
+    p.add_argument("--seq-len", type=int, help=f"lag T (default: {d.seq_len})")
+    p.add_argument("--cell", help=f"rnn, lstm or rnn,lstm (default: {','.join(d.cells)})")
+    p.add_argument("--seed", type=int, help=f"random seed (default: {d.seed})")
     add_config_arguments(p)
+    p.add_argument("--from", dest="from_file", metavar="FILE.h5",
+                   help="repeat the configuration of this session file exactly; other options change single fields")
     p.add_argument("--out", metavar="FILE.h5", help="record the run to this HDF5 session file")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
 
 
+#: command-line option (argparse dest) -> TrainConfig field
+OPTION_FIELDS = {"task": "task", "hidden": "hidden", "batch": "batch", "steps": "steps", "optimizer": "optimizer",
+                 "lr": "lr", "momentum": "momentum", "clip": "clip", "backend": "backend",
+                 "probe_every": "probe_every", "dtype": "dtype", "seq_len": "seq_len", "seed": "seed",
+                 "cell": "cells"}
+
+
+def config_from_session(path: str) -> TrainConfig:
+    """The configuration a session file was trained with (every run of it: their cells together)."""
+    from explorer.errors import ConfigError
+    from sessions import open_session
+
+    with open_session(path) as s:
+        runs = [s.run(name) for name in s.run_names]
+        if not runs:
+            raise ConfigError(f"{path} holds no runs: there is no configuration to repeat")
+        config = dict(runs[0].config)
+        cells = [str(r.cell) for r in runs]
+    if not config:
+        raise ConfigError(f"{path} does not record its configuration (config JSON missing); give the options")
+    config["cells"] = cells
+    try:
+        return TrainConfig.from_dict(config)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{path}: its configuration cannot be used here ({exc})") from None
+
+
 def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
-    """A validated :class:`TrainConfig` from parsed options (``overrides`` win)."""
-    fields = dict(task=args.task, hidden=args.hidden, batch=args.batch, steps=args.steps,
-                  optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, clip=args.clip,
-                  backend=args.backend, probe_every=args.probe_every, dtype=args.dtype)
-    for name in ("seq_len", "seed"):
-        if hasattr(args, name):
-            fields[name] = getattr(args, name)
-    if hasattr(args, "cell"):
-        fields["cells"] = args.cell
+    """A validated :class:`TrainConfig`: TrainConfig's defaults (or ``--from``'s file), then every
+    option given on the command line, then ``overrides``."""
+    from_file = getattr(args, "from_file", None)
+    base = config_from_session(from_file) if from_file else TrainConfig()
+    fields = base.to_dict()
+    for option, name in OPTION_FIELDS.items():
+        value = getattr(args, option, None)
+        if value is not None:
+            fields[name] = value
     fields.update(overrides)
     return TrainConfig(**fields).validate()
 
@@ -73,50 +101,6 @@ def warm_up_kernels(trainer, out=sys.stderr) -> None:
     info = warm(cells=trainer.config.cells, dtype=trainer.config.dtype, optimizer=trainer.config.optimizer)
     how = f"compiled {info['compiled']} kernels" if info["compiled"] else "loaded from cache"
     print(f" {how} in {info['seconds']:.1f} s", file=out, flush=True)
-
-
-class ProgressBar:
-    """One status line: a bar, steps done, steps/s and the latest loss per cell.
-
-    On a terminal it redraws in place at most 10 times a second; otherwise it
-    prints a line every 10% so logs stay short.
-    """
-
-    def __init__(self, total: int, cells, out=sys.stderr):
-        self.total, self.cells, self.out = total, list(cells), out
-        self.tty = out.isatty()
-        self.loss = {c: math.nan for c in self.cells}
-        self.step = 0
-        self.start = time.perf_counter()
-        self._last_draw = 0.0
-        self._last_decile = -1
-
-    def update(self, cell: str, step: int, loss: float) -> None:
-        self.loss[cell] = loss
-        self.step = max(self.step, step)
-        now = time.perf_counter()
-        decile = 10 * self.step // self.total
-        if (self.tty and now - self._last_draw > 0.1) or (not self.tty and decile > self._last_decile):
-            self._last_draw, self._last_decile = now, decile
-            self.draw()
-
-    def line(self) -> str:
-        elapsed = time.perf_counter() - self.start
-        rate = self.step / elapsed if elapsed > 0 else 0.0
-        filled = int(24 * self.step / self.total)
-        losses = "  ".join(f"{c} loss {self.loss[c]:.4g}" for c in self.cells if not math.isnan(self.loss[c]))
-        return f"[{'#' * filled}{'.' * (24 - filled)}] {self.step}/{self.total}  {rate:.1f} steps/s  {losses}"
-
-    def draw(self) -> None:
-        end = "\r" if self.tty else "\n"
-        print(self.line().ljust(100 if self.tty else 0), end=end, file=self.out, flush=True)
-
-    def close(self) -> None:
-        if self.tty:
-            self.draw()
-            print(file=self.out)
-        elif self._last_decile < 10 * self.step // self.total or self.step < self.total:
-            self.draw()
 
 
 def summarize(trainer, history: dict, statuses: dict) -> list[dict]:
@@ -137,21 +121,24 @@ def summarize(trainer, history: dict, statuses: dict) -> list[dict]:
     return rows
 
 
-def print_summary(rows: list[dict], task_line: str, out=sys.stdout) -> None:
+def print_summary(rows: list[dict], task_line: str, out=None) -> None:
+    """The summary table, one row per cell, under the task's description; notes for diverged cells."""
+    from explorer.console import print_table
+
+    out = sys.stdout if out is None else out
     print(task_line, file=out)
-    header = f"{'cell':<5} {'status':<10} {'steps':>7} {'loss':>10} {'metric':>22} {'baseline':>10} {'solved':>7} {'steps/s':>8}"
-    print(header, file=out)
-    print("-" * len(header), file=out)
-    for r in rows:
-        metric = f"{r['metric_name']} {r['metric']:.4g}"
-        print(f"{r['cell']:<5} {r['status']:<10} {r['steps']:>7} {r['loss']:>10.4g} {metric:>22} "
-              f"{r['baseline_metric']:>10.4g} {'yes' if r['solved'] else 'no':>7} {r['steps_per_s']:>8.1f}", file=out)
+    columns = (("cell", "left"), ("status", "left"), ("steps", "right"), ("loss", "right"), ("metric", "right"),
+               ("baseline", "right"), ("solved", "right"), ("steps/s", "right"))
+    print_table(columns, [(r["cell"], r["status"], r["steps"], f"{r['loss']:.4g}", f"{r['metric_name']} {r['metric']:.4g}",
+                           f"{r['baseline_metric']:.4g}", "yes" if r["solved"] else "no", f"{r['steps_per_s']:.1f}")
+                          for r in rows], out=out)
     for r in rows:
         if r["message"] and r["status"] == "diverged":
             print(f"note: {r['message']}", file=out)
 
 
 def run(args: argparse.Namespace) -> int:
+    from explorer.console import ProgressLine
     from explorer.training import StatusRecord, StepRecord, Trainer
 
     config = config_from_args(args)
@@ -163,8 +150,9 @@ def run(args: argparse.Namespace) -> int:
         recorder = SessionRecorder(args.out, config, trainer.runs, overwrite=args.force)
     print(trainer.task.describe(), file=sys.stderr)
     warm_up_kernels(trainer)
-    bar = None if args.quiet else ProgressBar(config.steps, config.cells)
     history = {c: {"loss": [], "metric": [], "time": []} for c in config.cells}
+    bar = None if args.quiet else ProgressLine(config.steps, lambda: "  ".join(
+        f"{c} loss {h['loss'][-1]:.4g}" for c, h in history.items() if h["loss"]))
     statuses: dict[str, tuple[str, str]] = {}
     interrupted = False
     try:
@@ -175,11 +163,11 @@ def run(args: argparse.Namespace) -> int:
                 h = history[rec.cell]
                 h["loss"].append(rec.loss), h["metric"].append(rec.metric), h["time"].append(rec.wall_time)
                 if bar:
-                    bar.update(rec.cell, rec.step, rec.loss)
+                    bar.advance_to(rec.step)
             elif isinstance(rec, StatusRecord):
                 statuses[rec.cell] = (rec.status, rec.message)
                 if rec.status == "diverged":
-                    print(f"\n{rec.message}", file=sys.stderr)
+                    bar.note(rec.message) if bar else print(rec.message, file=sys.stderr)
     except KeyboardInterrupt:
         interrupted = True
         trainer.stop()

@@ -45,8 +45,13 @@ def make_app(argv=None):
     return app
 
 
-def main(files=(), exec_loop: bool = True) -> int:
-    """Open the window (and ``files`` for replay); returns the exit code of the event loop."""
+def main(files=(), exec_loop: bool = True, screenshot: str | None = None, size: tuple[int, int] | None = None,
+         settle_ms: int = 1500) -> int:
+    """Open the window (and ``files`` for replay); returns the exit code of the event loop.
+
+    With ``screenshot`` the window draws for ``settle_ms``, saves itself as that PNG and closes:
+    exit code 0, or 1 when a file could not be opened or the image not written.
+    """
     problem = display_problem()
     if problem:
         print(f"lstm-explorer: {problem}", file=sys.stderr)
@@ -55,9 +60,30 @@ def main(files=(), exec_loop: bool = True) -> int:
     from explorer.gui.window import MainWindow
 
     window = MainWindow()
+    if size:
+        window.resize(*size)
     window.show()
     if files:
         window.open_files(list(files))
     if not exec_loop:
         return 0
+    if screenshot:
+        from PySide6 import QtCore
+
+        result = {"code": 0}
+
+        def shoot():
+            window._refresh_visible(force=True)  # every plot of the shown tab, drawn now
+            if not window.grab().save(screenshot, "PNG"):
+                print(f"lstm-explorer: error: cannot write the screenshot {screenshot}", file=sys.stderr)
+                result["code"] = 1
+            for message in window.errors:
+                print(f"lstm-explorer: error: {message}", file=sys.stderr)
+            result["code"] = result["code"] or (1 if window.errors else 0)
+            window.close()
+            app.quit()
+
+        QtCore.QTimer.singleShot(settle_ms, shoot)
+        app.exec()
+        return result["code"]
     return int(app.exec())

@@ -10,4 +10,9 @@ PLOT_NAMES = {
     "saturation": "fraction of LSTM gate values below 0.1 or above 0.9, per gate, vs step",
     "param-grads": "gradient L2 norm per parameter vs step, per cell",
 }
+#: plots of a sweep file (``DIR/sweep.h5``)
+SWEEP_PLOT_NAMES = {
+    "frontier": "success rate and median final metric vs lag T, per cell (sweep files)",
+    "claims": "the claims table: one number per claim, per cell (sweep files)",
+}
 FORMATS = ("png", "svg", "csv")

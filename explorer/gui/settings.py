@@ -13,9 +13,9 @@ from PySide6 import QtCore, QtWidgets
 from explorer.errors import ConfigError
 from explorer.training import TrainConfig
 
-#: first-click defaults: the adding problem at T = 100, where the RNN stays at chance and the LSTM learns
-GUI_DEFAULTS = TrainConfig(task="adding", seq_len=100, cells=("rnn", "lstm"), hidden=64, batch=32, steps=3000,
-                           optimizer="adam", lr=1e-2, clip=1.0, seed=0, probe_every=50, backend="cpu")
+#: first-click defaults: TrainConfig's own (the adding problem at T = 100, where the RNN stays at chance and
+#: the LSTM learns), the same as ``lstm-explorer train`` with no options
+GUI_DEFAULTS = TrainConfig()
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -87,7 +87,9 @@ class SettingsPanel(QtWidgets.QWidget):
         form.addRow("steps", self.steps)
         self.seed = self._spin(0, 2**31 - 1, "seeds the weights, the batches and the probe sequence")
         form.addRow("seed", self.seed)
-        self.probe_every = self._spin(1, 1_000_000, "take a probe snapshot (gates, gradient flow) every N steps")
+        self.probe_every = self._spin(0, 1_000_000, "take a probe snapshot (gates, gradient flow) every N steps; "
+                                                    "auto: about 60 per run")
+        self.probe_every.setSpecialValueText("auto")
         form.addRow("probe every", self.probe_every)
         self.backend = QtWidgets.QComboBox()
         self.backend.addItem("CPU", "cpu")
