@@ -28,10 +28,14 @@ CPU (:class:`CpuKernels`), rows ``b0:b1`` of the batch::
         grads = (dW_ih, dW_hh, db_ih, db_hh): this chunk's own arrays, zeroed by the caller, added into
         norm_sum : (T,) out, Σ_rows ‖∂L/∂h_t‖;  dx : (T, B, I) out on rows b0:b1, or (0, B, I): skip
 
-CUDA (:class:`CudaKernels`, device arrays; see kernels/gpu.py)::
+CUDA (:class:`CudaKernels`, device arrays; workspace in kernels/gpu.py)::
 
-    forward(layer, ws)                      ws.seqs[s] : (T+1, B, H) slot 0 = s_0;  ws.saved[a]
-    backward(layer, ws, grads, dx, dinit)   ws.dh, ws.dz, ws.dhtot, ws.dh_norm, ws.extra (cell's own)
+    forward(layer, ws)
+        ws.x : (T, B, I);  ws.seqs[s] : (T+1, B, H), slot 0 = s_0 in, slots 1..T out;  ws.saved[a] out
+    backward(layer, ws, grads, dx=None, dh0=None)
+        after forward (or with its arrays copied in) and ``ws.dh`` set: ``grads = (dW_ih, dW_hh, db_ih,
+        db_hh)`` overwritten; ``ws.dhtot``, ``ws.dh_norm`` written; ``ws.dcarry[s]`` = ∂L/∂s_0 for the
+        states besides h; ``dx : (T, B, I)``, ``dh0 : (B, H)`` written when given
 """
 from __future__ import annotations
 
@@ -63,8 +67,11 @@ class CudaKernels:
     backward: Callable
     #: ``[(name, python function, signature)]`` for ``numba.cuda.compile_ptx`` checks, by dtype
     kernels_for_ptx: Callable
-    #: the key of :func:`kernels.gpu_common.get_kernels` for the cell's step kernels
+    #: the key of :func:`kernels.gpu_common.get_kernels` for the cell's step kernels (its module path)
     kernel_set: str = ""
+    #: the kernels take ``layer.b = b_ih + b_hh`` (summed on the device once per call); False: they read
+    #: ``layer.b_ih`` and ``layer.b_hh`` themselves (the GRU, where they are not interchangeable)
+    summed_bias: bool = True
 
 
 @dataclass(frozen=True)

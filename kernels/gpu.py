@@ -27,7 +27,9 @@ import numpy as np
 
 from kernels.errors import BackendUnavailable, KernelInputError
 from kernels.model import ModelBase, train_tiny_models
-from kernels.params import check_backward_input, check_input, check_params, flat_views, initial_state
+from kernels import cells as _cells
+from kernels.cells import Layer
+from kernels.params import check_backward_input, check_input, check_params, flat_views, initial_states
 from kernels.results import Forward, Gradients, StepStats
 
 try:
@@ -36,7 +38,7 @@ try:
 except ImportError as exc:  # pragma: no cover - numba is a hard dependency
     raise ImportError(f"numba.cuda cannot be imported: {exc}") from exc
 
-from kernels import gpu_common, gpu_lstm, gpu_rnn
+from kernels import gpu_common
 from kernels.gpu_common import LOSS_CODES, Norms, fill, get_kernels, launch_1d, launch_gemm, settings
 
 _HOW_TO_FIX = ("use --backend cpu, or on a machine with an NVIDIA GPU install its driver and the `cuda` extra "
@@ -74,46 +76,36 @@ def _zeros(shape, dtype):
 
 
 class _DeviceWorkspace:
-    """Device buffers for one (T, B) shape, reused across training steps."""
+    """Device buffers for one (T, B) shape, reused across training steps.
 
-    def __init__(self, cell: str, T: int, B: int, n_in: int, H: int, dtype, training: bool = True):
-        G = 4 * H if cell == "lstm" else H
+    ``seqs[s] : (T+1, B, H)`` per state of the cell (slot 0 = s_0 = 0 unless set), ``saved[a] :
+    (T, B, width·H)`` per saved array; in training also ``dh`` (∂L/∂h from the loss), ``dz : (T, B, G)``,
+    ``dhtot`` (total ∂L/∂h_t), ``dcarry[s] : (B, H)`` per state besides h (∂L/∂c carried; ∂L/∂c_0
+    after the sweep) and ``dh_norm : (T,)``. ``extra`` holds a cell's own buffers (made on first use).
+    """
+
+    def __init__(self, spec, T: int, B: int, n_in: int, H: int, dtype, training: bool = True):
+        G = spec.rows(H)
         self.shape = (T, B)
         self.x = cuda.device_array((T, B, n_in), dtype)
-        self.hs = _zeros((T + 1, B, H), dtype)                    # slot 0 = h_0 = 0
-        self.cs = _zeros((T + 1, B, H), dtype) if cell == "lstm" else None
-        self.gates = cuda.device_array((T, B, G), dtype) if cell == "lstm" else None
+        self.seqs = {s: _zeros((T + 1, B, H), dtype) for s in spec.states}
+        self.hs = self.seqs["h"]
+        self.saved = {a: cuda.device_array((T, B, w * H), dtype) for a, w in spec.saved_widths().items()}
+        self.extra = {}
+        self.training = training
         if training:
             self.dh = _zeros((T, B, H), dtype)                    # only the readout rows are ever written
             self.dz = cuda.device_array((T, B, G), dtype)
             self.dhtot = cuda.device_array((T, B, H), dtype)
-            self.dc = cuda.device_array((B, H), dtype) if cell == "lstm" else None
+            self.dcarry = {s: cuda.device_array((B, H), dtype) for s in spec.states[1:]}
             self.dh_norm = cuda.device_array(T, dtype)
 
 
-def _run_forward(cell, W_ih, W_hh, b, ws: _DeviceWorkspace):
-    if cell == "lstm":
-        gpu_lstm.forward(ws.x, W_ih, W_hh, b, ws.hs, ws.cs, ws.gates)
-    else:
-        gpu_rnn.forward(ws.x, W_ih, W_hh, b, ws.hs)
-
-
-def _run_backward(cell, W_ih, W_hh, ws: _DeviceWorkspace, dW_ih, dW_hh, db, db2, dx=None, dh0=None):
-    if cell == "lstm":
-        gpu_lstm.backward(ws.x, W_ih, W_hh, ws.hs, ws.cs, ws.gates, ws.dh, ws.dz, ws.dhtot, ws.dc, ws.dh_norm,
-                          dW_ih, dW_hh, db, db2, dx, dh0)
-    else:
-        gpu_rnn.backward(ws.x, W_ih, W_hh, ws.hs, ws.dh, ws.dz, ws.dhtot, ws.dh_norm, dW_ih, dW_hh, db, db2,
-                         dx, dh0)
-
-
-def _forward_to_host(cell, ws: _DeviceWorkspace) -> Forward:
-    hs = ws.hs.copy_to_host()
-    cs = ws.cs.copy_to_host() if cell == "lstm" else None
-    return Forward(cell=cell, h=np.ascontiguousarray(hs[1:]),
-                   c=np.ascontiguousarray(cs[1:]) if cs is not None else None,
-                   gates=ws.gates.copy_to_host() if cell == "lstm" else None,
-                   h0=np.ascontiguousarray(hs[0]), c0=np.ascontiguousarray(cs[0]) if cs is not None else None)
+def _forward_to_host(spec, ws: _DeviceWorkspace, options: dict) -> Forward:
+    seqs = {s: v.copy_to_host() for s, v in ws.seqs.items()}
+    return Forward(cell=spec.name, states={s: np.ascontiguousarray(v[1:]) for s, v in seqs.items()},
+                   initial={s: np.ascontiguousarray(v[0]) for s, v in seqs.items()},
+                   saved={a: v.copy_to_host() for a, v in ws.saved.items()}, options=dict(options))
 
 
 class CudaBackend:
@@ -134,52 +126,50 @@ class CudaBackend:
                                      f"{reason}. To go on, {_HOW_TO_FIX}.")
         self.simulator = simulator_enabled()
 
-    def forward(self, cell: str, params: dict, x, h0=None, c0=None) -> Forward:
-        """Run ``cell`` over ``x : (T, B, I)``; ``params`` in PyTorch layout. Returns host arrays."""
+    def forward(self, cell: str, params: dict, x, h0=None, c0=None, *, state0: dict | None = None,
+                **options) -> Forward:
+        """Run ``cell`` over ``x : (T, B, I)``; ``params`` in PyTorch layout. Returns host arrays.
+        Arguments as :meth:`kernels.cpu.CpuBackend.forward`."""
+        spec = _cells.get(cell)
+        kern = spec.cuda_kernels()
+        options = spec.check_options(options)
         n_in, H, dtype = check_params(cell, params)
         x = check_input(x, dtype, n_in)
         T, B, _ = x.shape
-        ws = _DeviceWorkspace(cell, T, B, n_in, H, dtype, training=False)
+        ws = _DeviceWorkspace(spec, T, B, n_in, H, dtype, training=False)
         ws.x.copy_to_device(x)
-        ws.hs[0].copy_to_device(initial_state(h0, B, H, dtype, "h0"))
-        if cell == "lstm":
-            ws.cs[0].copy_to_device(initial_state(c0, B, H, dtype, "c0"))
-        W_ih, W_hh, b = _layer_to_device(params, dtype)
-        _run_forward(cell, W_ih, W_hh, b, ws)
-        return _forward_to_host(cell, ws)
+        for s, v in initial_states(cell, B, H, dtype, h0, c0, state0).items():
+            ws.seqs[s][0].copy_to_device(v)
+        kern.forward(_layer_to_device(params, dtype, options, kern.summed_bias), ws)
+        return _forward_to_host(spec, ws, options)
 
     def backward(self, cell: str, params: dict, x, fwd: Forward, dh) -> Gradients:
         """Full BPTT of ``dh = ∂L/∂h : (T, B, H)`` through ``fwd``; returns host :class:`Gradients`."""
+        spec = _cells.get(cell)
+        kern = spec.cuda_kernels()
         x, dh, n_in, H, dtype = check_backward_input(cell, params, x, fwd, dh)
         T, B, _ = x.shape
-        ws = _DeviceWorkspace(cell, T, B, n_in, H, dtype, training=True)
+        ws = _DeviceWorkspace(spec, T, B, n_in, H, dtype, training=True)
         ws.x.copy_to_device(x)
-        hs = np.empty((T + 1, B, H), dtype)
-        hs[0] = initial_state(fwd.h0, B, H, dtype, "fwd.h0")
-        hs[1:] = fwd.h
-        ws.hs.copy_to_device(hs)
-        if cell == "lstm":
-            if fwd.c is None or fwd.gates is None:
-                raise KernelInputError("an LSTM backward pass needs fwd.c and fwd.gates")
-            cs = np.empty((T + 1, B, H), dtype)
-            cs[0] = initial_state(fwd.c0, B, H, dtype, "fwd.c0")
-            cs[1:] = fwd.c
-            ws.cs.copy_to_device(cs)
-            gates = np.ascontiguousarray(fwd.gates, dtype=dtype)
-            if gates.shape != (T, B, 4 * H):
-                raise KernelInputError(f"fwd.gates must have shape {(T, B, 4 * H)}, got {gates.shape}")
-            ws.gates.copy_to_device(gates)
+        for s in spec.states:
+            seq = np.empty((T + 1, B, H), dtype)
+            seq[0] = fwd.initial[s]
+            seq[1:] = fwd.states[s]
+            ws.seqs[s].copy_to_device(seq)
+        for a in spec.saved_widths():
+            ws.saved[a].copy_to_device(np.ascontiguousarray(fwd.saved[a]))
         ws.dh.copy_to_device(dh)
-        W_ih, W_hh, _ = _layer_to_device(params, dtype)
-        G = W_hh.shape[0]
-        dW_ih, dW_hh = cuda.device_array((G, n_in), dtype), cuda.device_array((G, H), dtype)
-        db, db2 = cuda.device_array(G, dtype), cuda.device_array(G, dtype)
-        dx, dh0 = cuda.device_array((T, B, n_in), dtype), cuda.device_array((B, H), dtype)
-        _run_backward(cell, W_ih, W_hh, ws, dW_ih, dW_hh, db, db2, dx, dh0)
-        grads = {"weight_ih": dW_ih.copy_to_host(), "weight_hh": dW_hh.copy_to_host(),
-                 "bias_ih": db.copy_to_host(), "bias_hh": db2.copy_to_host(), "x": dx.copy_to_host()}
-        return Gradients(grads, ws.dh_norm.copy_to_host(), dh0.copy_to_host(),
-                         ws.dc.copy_to_host() if cell == "lstm" else None)
+        layer = _layer_to_device(params, dtype, spec.check_options(fwd.options), False)
+        G = spec.rows(H)
+        grads = (cuda.device_array((G, n_in), dtype), cuda.device_array((G, H), dtype),
+                 cuda.device_array(G, dtype), cuda.device_array(G, dtype))
+        dx = cuda.device_array((T, B, n_in), dtype)
+        dinit = {"h": cuda.device_array((B, H), dtype)}
+        kern.backward(layer, ws, grads, dx, dinit["h"])
+        dinit.update(ws.dcarry)
+        host = dict(zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), (g.copy_to_host() for g in grads)))
+        host["x"] = dx.copy_to_host()
+        return Gradients(host, ws.dh_norm.copy_to_host(), {s: v.copy_to_host() for s, v in dinit.items()})
 
     def make_model(self, cell: str, params: dict, **options) -> "CudaModel":
         """A trainable model whose parameters and optimizer state stay on the device; see :class:`CudaModel`."""
@@ -201,20 +191,25 @@ class CudaBackend:
 def _compiled_count() -> int:
     """Number of compiled kernel specialisations so far (for warm-up statistics)."""
     tile, tpb, _ = settings()
+    sets = ["common"] + [spec.cuda_kernels().kernel_set for spec in _cells.specs() if spec.cuda is not None]
     n = 0
-    for which in ("common", "lstm", "rnn"):
+    for which in sets:
         for dtype in ("float32", "float64"):
             ns = gpu_common._jitted(dtype, tile, tpb, which)
             n += sum(len(getattr(v, "overloads", {}) or {}) for name, v in vars(ns).items() if name != "py")
     return n
 
 
-def _layer_to_device(params: dict, dtype):
-    W_ih = cuda.to_device(np.ascontiguousarray(params["weight_ih"], dtype=dtype))
-    W_hh = cuda.to_device(np.ascontiguousarray(params["weight_hh"], dtype=dtype))
-    b = cuda.to_device(np.ascontiguousarray(np.asarray(params["bias_ih"], dtype=dtype)
-                                            + np.asarray(params["bias_hh"], dtype=dtype)))
-    return W_ih, W_hh, b
+def _layer_to_device(params: dict, dtype, options: dict, summed_bias: bool) -> Layer:
+    """The layer's arrays on the device; ``b = b_ih + b_hh`` too when the cell's kernels take the sum."""
+    d = {k: cuda.to_device(np.ascontiguousarray(params[k], dtype=dtype))
+         for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    b = None
+    if summed_bias:
+        b = cuda.to_device(np.ascontiguousarray(np.asarray(params["bias_ih"], dtype=dtype)
+                                                + np.asarray(params["bias_hh"], dtype=dtype)))
+    return Layer(W_ih=d["weight_ih"], W_hh=d["weight_hh"], b_ih=d["bias_ih"], b_hh=d["bias_hh"], b=b,
+                 options=options)
 
 
 class CudaModel(ModelBase):
@@ -227,6 +222,7 @@ class CudaModel(ModelBase):
 
     def __init__(self, cell: str, params: dict, **settings):
         super().__init__(cell, params, **settings)
+        self._kern = self.spec.cuda_kernels()
         size, dtype = self._flat.size, self.dtype
         self._grad = _zeros(size, dtype)
         self._state = [_zeros(size, dtype), _zeros(size, dtype)]  # Adam m, v (SGD: buffer)
@@ -245,17 +241,20 @@ class CudaModel(ModelBase):
         if self._ws is None or self._ws.shape != (T, B):
             if not 1 <= self.window <= T:
                 raise KernelInputError(f"readout window {self.window} must be between 1 and T={T}")
-            self._ws = _DeviceWorkspace(self.cell, T, B, self.n_in, self.hidden, self.dtype, training=True)
+            self._ws = _DeviceWorkspace(self.spec, T, B, self.n_in, self.hidden, self.dtype, training=True)
             N = self.window * B
             self._ro = dict(y=cuda.device_array(N, self.dtype), out=cuda.device_array((N, self.n_out), self.dtype),
                             dout=cuda.device_array((N, self.n_out), self.dtype),
                             rowval=cuda.device_array(N, self.dtype))
         return self._ws
 
-    def _bias_sum(self, k):
+    def _layer(self, k) -> Layer:
+        """The layer's device views; ``b = b_ih + b_hh`` summed on the device when the cell takes it."""
         p = self.params
-        launch_1d(k.add, self._bias.size, p["bias_ih"], p["bias_hh"], self._bias)
-        return self._bias
+        if self._kern.summed_bias:
+            launch_1d(k.add, self._bias.size, p["bias_ih"], p["bias_hh"], self._bias)
+        return Layer(W_ih=p["weight_ih"], W_hh=p["weight_hh"], b_ih=p["bias_ih"], b_hh=p["bias_hh"],
+                     b=self._bias if self._kern.summed_bias else None, options=self.options)
 
     def step(self, x, y) -> StepStats:
         """One training step on ``x : (T, B, I)``, targets ``y``: forward, loss, BPTT, clip, update (all on device)."""
@@ -276,8 +275,8 @@ class CudaModel(ModelBase):
         ro["y"].copy_to_device(np.ascontiguousarray(y.reshape(-1), dtype=self.dtype))
         k = get_kernels(self.dtype)
         p, g = self.params, self.grads
-        b = self._bias_sum(k)
-        _run_forward(self.cell, p["weight_ih"], p["weight_hh"], b, ws)
+        layer = self._layer(k)
+        self._kern.forward(layer, ws)
         # readout + loss: out = h W_rᵀ + b_r on the last `window` steps, then ∂L/∂out, ∂L/∂W_r, ∂L/∂h
         hw = ws.hs[T + 1 - self.window:].reshape(N, H)
         launch_gemm(k, hw, p["readout.weight"], ro["out"], ta=0, tb=1)
@@ -287,9 +286,8 @@ class CudaModel(ModelBase):
         launch_gemm(k, ro["dout"], hw, g["readout.weight"], ta=1)
         launch_1d(k.colsum, K, ro["dout"], g["readout.bias"], g["readout.bias"])
         launch_gemm(k, ro["dout"], p["readout.weight"], ws.dh[T - self.window:].reshape(N, H))
-        # BPTT; both bias gradients are written by the same kernel
-        _run_backward(self.cell, p["weight_ih"], p["weight_hh"], ws, g["weight_ih"], g["weight_hh"],
-                      g["bias_ih"], g["bias_hh"])
+        # BPTT (the cell's kernels write both bias gradients)
+        self._kern.backward(layer, ws, (g["weight_ih"], g["weight_hh"], g["bias_ih"], g["bias_hh"]))
         # norms, clip and update on the device
         self._norms.compute(k, self._grad)
         self._step += 1
@@ -322,12 +320,10 @@ class CudaModel(ModelBase):
         """Forward pass only over ``x : (T, B, I)``; returns fresh host copies (h, c, gates)."""
         x = check_input(x, self.dtype, self.n_in)
         T, B, _ = x.shape
-        ws = _DeviceWorkspace(self.cell, T, B, self.n_in, self.hidden, self.dtype, training=False)
+        ws = _DeviceWorkspace(self.spec, T, B, self.n_in, self.hidden, self.dtype, training=False)
         ws.x.copy_to_device(x)
-        k = get_kernels(self.dtype)
-        b = self._bias_sum(k)
-        _run_forward(self.cell, self.params["weight_ih"], self.params["weight_hh"], b, ws)
-        return _forward_to_host(self.cell, ws)
+        self._kern.forward(self._layer(get_kernels(self.dtype)), ws)
+        return _forward_to_host(self.spec, ws, self.options)
 
     def state(self) -> dict[str, np.ndarray]:
         """Host copies of the current parameters (PyTorch layout, :data:`PARAM_KEYS`)."""

@@ -1,4 +1,4 @@
-"""Device code shared by the CUDA RNN and LSTM kernels: tiled GEMM, readout/loss,
+"""Device code shared by the CUDA cells' kernels: tiled GEMM, readout/loss,
 gradient norms, clipping, Adam and SGD (``numba.cuda``).
 
 Speed design (see also kernels/gpu_lstm.py for the recurrent part)
@@ -34,6 +34,7 @@ compile-time constants), so tests can patch them small.
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 from types import SimpleNamespace
 
@@ -329,17 +330,17 @@ def signatures(dtype) -> dict:
 def _jitted(dtype_name: str, tile: int, tpb: int, which: str):
     if which == "common":
         py = _make(np.dtype(dtype_name), tile, tpb)
-    elif which == "lstm":
-        from kernels.gpu_lstm import make_kernels
-        py = make_kernels(np.dtype(dtype_name), tile, tpb)
     else:
-        from kernels.gpu_rnn import make_kernels
-        py = make_kernels(np.dtype(dtype_name), tile, tpb)
+        module = which if "." in which else f"kernels.gpu_{which}"
+        py = importlib.import_module(module).make_kernels(np.dtype(dtype_name), tile, tpb)
     return SimpleNamespace(**{name: cuda.jit(f) for name, f in py.items()}, py=py)
 
 
 def get_kernels(dtype, which: str = "common"):
-    """Compiled (lazily, per argument types) kernels for ``dtype`` and the current config settings."""
+    """Compiled (lazily, per argument types) kernels for ``dtype`` and the current config settings.
+
+    ``which``: "common" (this module's), or a cell's kernel module ("kernels.gpu_lstm", or short "lstm")
+    whose ``make_kernels(dtype, tile, tpb)`` returns its kernels as Python functions."""
     tile, tpb, _ = settings()
     return _jitted(np.dtype(dtype).name, tile, tpb, which)
 
@@ -420,21 +421,30 @@ class Norms:
         k.finish_norms[1, 1](self.partial, self.norms)
 
 
-def weight_gradients(k, x, hs, dz, W_ih, W_hh, dW_ih, dW_hh, db, db2, dx=None, dh0=None):
-    """After a reverse sweep (both cells): ``dW_ih, dW_hh, db`` (= ``db2``) as products over all (t, b)
-    rows of ``dz : (T, B, G)``, and ∂L/∂x into ``dx``, ∂L/∂h_0 into ``dh0`` when given."""
+def weight_gradients(k, x, hs, dz, W_ih, W_hh, dW_ih, dW_hh, db, db2, dx=None, dh0=None, dz_h=None):
+    """After a reverse sweep: ``dW_ih, dW_hh, db`` (= ``db2``) as products over all (t, b) rows of
+    ``dz : (T, B, G)``, and ∂L/∂x into ``dx``, ∂L/∂h_0 into ``dh0`` when given.
+
+    A cell whose recurrent product sees another ∂L/∂z (the GRU) passes it as ``dz_h``: then
+    ``dW_hh = dz_hᵀ h``, ``db2 = Σ dz_h``, ``db = Σ dz``, and ∂L/∂h_0 += dz_h[0] W_hh is *added* onto
+    ``dh0`` (which holds the cell's direct share)."""
     T, B, I = x.shape
     G, H = W_hh.shape
     dz2 = dz.reshape(T * B, G)
+    dzh2 = dz2 if dz_h is None else dz_h.reshape(T * B, G)
     launch_gemm(k, dz2, x.reshape(T * B, I), dW_ih, ta=1)
-    launch_gemm(k, dz2, hs[:T].reshape(T * B, H), dW_hh, ta=1)
-    launch_1d(k.colsum, G, dz2, db, db2)
+    launch_gemm(k, dzh2, hs[:T].reshape(T * B, H), dW_hh, ta=1)
+    if dz_h is None:
+        launch_1d(k.colsum, G, dz2, db, db2)
+    else:
+        launch_1d(k.colsum, G, dz2, db, db)
+        launch_1d(k.colsum, G, dzh2, db2, db2)
     if dx is not None:
         check_device("dx", dx, (T, B, I), W_hh.dtype)
         launch_gemm(k, dz2, W_ih, dx.reshape(T * B, I))
     if dh0 is not None:
         check_device("dh0", dh0, (B, H), W_hh.dtype)
-        launch_gemm(k, dz[0], W_hh, dh0)
+        launch_gemm(k, dz[0] if dz_h is None else dz_h[0], W_hh, dh0, accumulate=int(dz_h is not None))
 
 
 def ptx_kernels(make, sigs, dtype=np.float32):

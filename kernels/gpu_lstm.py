@@ -46,6 +46,7 @@ import math
 import numpy as np
 from numba import cuda, types
 
+from kernels.cells import CudaKernels
 from kernels.gpu_common import (cdiv, check_device, fill, get_kernels, launch_gemm, numba_dtype, ptx_kernels,
                                  settings, weight_gradients)
 
@@ -171,7 +172,7 @@ def forward(x, W_ih, W_hh, b, hs, cs, gates):
                            ("gates", gates, (T, B, 4 * H))):
         check_device(name, a, shape, dtype)
     k = get_kernels(dtype, "common")
-    kl = get_kernels(dtype, "lstm")
+    kl = get_kernels(dtype, "kernels.gpu_lstm")
     launch_gemm(k, x.reshape(T * B, I), W_ih, gates.reshape(T * B, 4 * H), ta=0, tb=1)
     grid, block = _step_grid(B, H)
     for t in range(T):
@@ -203,7 +204,7 @@ def backward(x, W_ih, W_hh, hs, cs, gates, dh, dz, dhtot, dc, dh_norm, dW_ih, dW
                            ("dW_hh", dW_hh, (G, H)), ("db", db, (G,)), ("db2", db2, (G,))):
         check_device(name, a, shape, dtype)
     k = get_kernels(dtype, "common")
-    kl = get_kernels(dtype, "lstm")
+    kl = get_kernels(dtype, "kernels.gpu_lstm")
     _, tpb, _ = settings()
     fill(k, dc, 0.0)
     grid, block = _step_grid(B, H)
@@ -216,3 +217,19 @@ def backward(x, W_ih, W_hh, hs, cs, gates, dh, dz, dhtot, dc, dh_norm, dW_ih, dW
 def kernels_for_ptx(dtype=np.float32):
     """``[(name, python function, signature)]`` of every LSTM kernel (compile_ptx checks)."""
     return ptx_kernels(make_kernels, signatures, dtype)
+
+
+def _forward_cell(layer, ws):
+    """:class:`kernels.cells.CudaKernels` ``forward``."""
+    forward(ws.x, layer.W_ih, layer.W_hh, layer.b, ws.seqs["h"], ws.seqs["c"], ws.saved["gates"])
+
+
+def _backward_cell(layer, ws, grads, dx=None, dh0=None):
+    """:class:`kernels.cells.CudaKernels` ``backward``: both bias gradients get the same values."""
+    dW_ih, dW_hh, db_ih, db_hh = grads
+    backward(ws.x, layer.W_ih, layer.W_hh, ws.seqs["h"], ws.seqs["c"], ws.saved["gates"], ws.dh, ws.dz, ws.dhtot,
+             ws.dcarry["c"], ws.dh_norm, dW_ih, dW_hh, db_ih, db_hh, dx, dh0)
+
+
+CUDA_KERNELS = CudaKernels(forward=_forward_cell, backward=_backward_cell, kernels_for_ptx=kernels_for_ptx,
+                           kernel_set="kernels.gpu_lstm")

@@ -38,16 +38,23 @@ def _problem(cell, T, B, I, H, seed=0):
     return p, x, dh, h0, c0
 
 
-@pytest.mark.parametrize("cell,shape", [(c, s) for c in ("rnn", "lstm") for s in SHAPES] + [("rnn", (2, 1, 1, 33))])
-def test_forward_and_backward_match_cpu(backends, cell, shape):
+CELLS = [("rnn", {}), ("rnn", {"activation": "relu"}), ("lstm", {}), ("gru", {})]
+
+
+@pytest.mark.parametrize("cell,options,shape", [(c, o, s) for c, o in CELLS for s in SHAPES]
+                         + [("rnn", {}, (2, 1, 1, 33)), ("gru", {}, (2, 2, 1, 9))])
+def test_forward_and_backward_match_cpu(backends, cell, options, shape):
     cpu, gpu = backends
     p, x, dh, h0, c0 = _problem(cell, *shape)
-    want = cpu.forward(cell, p, x, h0=h0, c0=c0)
-    got = gpu.forward(cell, p, x, h0=h0, c0=c0)
+    want = cpu.forward(cell, p, x, h0=h0, c0=c0, **options)
+    got = gpu.forward(cell, p, x, h0=h0, c0=c0, **options)
     assert got.h.dtype == np.float32 and got.h.shape == want.h.shape
-    names = ["h", "c", "gates"] if cell == "lstm" else ["h"]
-    for name in names:
-        assert _rel_err(getattr(got, name), getattr(want, name)) < TOL, name
+    assert got.options == want.options
+    assert set(got.states) == set(want.states) and set(got.saved) == set(want.saved)
+    for name in want.states:
+        assert _rel_err(got.states[name], want.states[name]) < TOL, name
+    for name in want.saved:
+        assert _rel_err(got.saved[name], want.saved[name]) < TOL, name
     g_want = cpu.backward(cell, p, x, want, dh)
     g_got = gpu.backward(cell, p, x, want, dh)
     assert set(g_got) == set(g_want)
@@ -64,6 +71,9 @@ CASES = [  # cell, loss kind, K, window, optimizer, (T, B, I, H)
     ("rnn", "ce_last", 3, 1, "sgd", (3, 5, 3, 9)),
     ("lstm", "ce_window", 4, 2, "sgd", (3, 3, 2, 6)),
     ("rnn", "mse_last", 1, 1, "adam", (3, 2, 2, 5)),
+    ("gru", "mse_last", 1, 1, "adam", (4, 2, 2, 5)),
+    ("gru", "ce_window", 3, 2, "sgd", (3, 3, 2, 6)),
+    ("rnn-relu", "mse_last", 1, 1, "sgd", (3, 2, 2, 5)),
 ]
 
 
@@ -74,10 +84,12 @@ def test_training_steps_match_cpu(backends, cell, loss_kind, K, window, optimize
 
     cpu, gpu = backends
     T, B, I, H = shape
+    cell, _, act = cell.partition("-")
     rng = np.random.default_rng(1)
     params = init_params(cell, I, H, K, rng)
     # clip 0.05 makes clipping active; lr large enough that the update moves the weights visibly
-    opts = dict(loss_kind=loss_kind, window=window, optimizer=optimizer, lr=0.05, clip=0.05)
+    opts = dict(loss_kind=loss_kind, window=window, optimizer=optimizer, lr=0.05, clip=0.05,
+                **({"activation": act} if act else {}))
     m_cpu, m_gpu = cpu.make_model(cell, params, **opts), gpu.make_model(cell, params, **opts)
     assert m_gpu.param_count == m_cpu.param_count
     for _ in range(2):
@@ -103,6 +115,8 @@ def test_training_steps_match_cpu(backends, cell, loss_kind, K, window, optimize
         assert not np.array_equal(v, params[name])  # the update happened
     probe_cpu, probe_gpu = m_cpu.probe(x[:, :1]), m_gpu.probe(x[:, :1])
     assert _rel_err(probe_gpu.h, probe_cpu.h) < TOL
+    if probe_cpu.gates is not None:
+        assert _rel_err(probe_gpu.gates, probe_cpu.gates) < TOL
 
 
 def test_trainer_gives_the_same_losses_on_both_backends():
@@ -119,6 +133,29 @@ def test_trainer_gives_the_same_losses_on_both_backends():
         assert (c1, s1) == (c2, s2)
         assert l2 == pytest.approx(l1, rel=TOL)
         assert g2 == pytest.approx(g1, rel=TOL)
+
+
+def test_gru_matches_pytorch_on_the_simulator(backends):
+    """torch.nn.GRU parity through the CUDA backend (checked independently of the CPU kernels)."""
+    torch = pytest.importorskip("torch")
+    _, gpu = backends
+    T, B, I, H = 4, 3, 2, 5
+    torch.manual_seed(0)
+    module = torch.nn.GRU(I, H)
+    p = {k: getattr(module, k + "_l0").detach().numpy().copy() for k in
+         ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    dh = rng.standard_normal((T, B, H)).astype(np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    out, _ = module(xt)
+    out.backward(torch.tensor(dh))
+    fwd = gpu.forward("gru", p, x)
+    grads = gpu.backward("gru", p, x, fwd, dh)
+    assert _rel_err(fwd.h, out.detach().numpy()) < TOL
+    for k in p:
+        assert _rel_err(grads[k], getattr(module, k + "_l0").grad.numpy()) < TOL, k
+    assert _rel_err(grads["x"], xt.grad.numpy()) < TOL
 
 
 def test_warm_up_reports_like_the_cpu_backend(backends):

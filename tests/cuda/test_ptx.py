@@ -8,15 +8,19 @@ pytestmark = pytest.mark.skipif(SIMULATOR, reason="compile_ptx is not available 
 
 
 def _all_kernels(dtype):
-    from kernels import gpu_common, gpu_lstm, gpu_rnn
+    """The shared kernels and those of every registered cell that has CUDA kernels."""
+    from kernels import cells, gpu_common
 
-    return [k for mod in (gpu_common, gpu_lstm, gpu_rnn) for k in mod.kernels_for_ptx(dtype)]
+    cell_kernels = [k for spec in cells.specs() if spec.cuda is not None
+                    for k in spec.cuda_kernels().kernels_for_ptx(dtype)]
+    return gpu_common.kernels_for_ptx(dtype) + cell_kernels
 
 
 def test_kernel_list_is_complete():
     names = {name for name, _, _ in _all_kernels(np.float32)}
     assert {"gemm", "readout_rows", "sumsq_segments", "finish_norms", "clip_adam", "clip_sgd", "dh_norms",
-            "lstm_step_fwd", "lstm_step_bwd", "rnn_step_fwd", "rnn_step_bwd"} <= names
+            "lstm_step_fwd", "lstm_step_bwd", "rnn_step_fwd", "rnn_step_bwd", "gru_step_fwd", "gru_step_bwd",
+            "gru_dh0_direct"} <= names
 
 
 @pytest.mark.parametrize("cc", [(8, 0), (9, 0)])
@@ -44,7 +48,8 @@ def test_hot_float32_kernels_do_no_float64_math():
 
     from numba import cuda
 
-    hot = {"gemm", "lstm_step_fwd", "lstm_step_bwd", "rnn_step_fwd", "rnn_step_bwd", "readout_rows"}
+    hot = {"gemm", "lstm_step_fwd", "lstm_step_bwd", "rnn_step_fwd", "rnn_step_bwd", "gru_step_fwd", "gru_step_bwd",
+           "readout_rows"}
     for name, pyfunc, sig in _all_kernels(np.float32):
         if name in hot:
             ptx, _ = cuda.compile_ptx(pyfunc, sig, cc=(8, 0))
@@ -61,3 +66,16 @@ def test_shared_memory_tiles_follow_config(monkeypatch):
     ptx, _ = cuda.compile_ptx(pyfunc, sig, cc=(8, 0))
     # h tile 8 x 9 + four W_hh tiles 4 x 8 x 9, float32
     assert f"[{8 * 9 * 4}]" in ptx and f"[{4 * 8 * 9 * 4}]" in ptx
+
+
+def test_gru_shared_memory_tiles_follow_config(monkeypatch):
+    from numba import cuda
+
+    from kernels import config, gpu_gru
+
+    monkeypatch.setattr(config, "CUDA_TILE", 8)
+    (name, pyfunc, sig), *_ = gpu_gru.kernels_for_ptx(np.float32)
+    assert name == "gru_step_fwd"
+    ptx, _ = cuda.compile_ptx(pyfunc, sig, cc=(9, 0))
+    # h tile 8 x 9 + three W_hh tiles 3 x 8 x 9, float32
+    assert f"[{8 * 9 * 4}]" in ptx and f"[{3 * 8 * 9 * 4}]" in ptx
