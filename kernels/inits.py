@@ -234,7 +234,8 @@ def init_params(cell: str, n_in: int, hidden: int, n_out: int, rng: np.random.Ge
     ----------
     cell : a registered cell;  n_in, hidden, n_out : sizes;  rng : the random stream
     dtype : float32 | float64
-    init : an initialisation string (module docstring), :class:`InitSpec` or :class:`Init`
+    init : an initialisation string (module docstring) or :class:`InitSpec`; or an :class:`Init`, taken
+        as this cell's own (an error where its bias init does not apply)
     seq_len : the task's T, chrono's default T_max
 
     Returns a dict with :data:`kernels.params.PARAM_KEYS`.
@@ -242,7 +243,8 @@ def init_params(cell: str, n_in: int, hidden: int, n_out: int, rng: np.random.Ge
     from kernels.params import param_shapes
 
     spec = cells.get(cell)
-    choice = parse_init(init).for_cell(cell)
+    # an Init is this cell's own choice (checked); a string or InitSpec is resolved for the cell
+    choice = init if isinstance(init, Init) else parse_init(init).for_cell(cell)
     _check_applies(spec, choice)
     bound = 1.0 / np.sqrt(hidden)
     p = {name: rng.uniform(-bound, bound, size=shape) for name, shape in param_shapes(cell, n_in, hidden, n_out).items()}

@@ -31,19 +31,21 @@ def _rel_err(a, b):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "rnn-relu", "lstm", "gru"])
 @pytest.mark.parametrize("shape", [(50, 32, 2, 64), (20, 1, 3, 33), (10, 7, 4, 300)])
 def test_gpu_matches_cpu(cell, shape):
     import kernels
     from kernels.params import init_params
 
     T, B, I, H = shape
+    cell, _, act = cell.partition("-")
+    options = {"activation": act} if act else {}
     cpu, gpu = kernels.backend("cpu"), kernels.backend("cuda")
     rng = np.random.default_rng(0)
     p = {k: v for k, v in init_params(cell, I, H, 1, rng).items() if not k.startswith("readout")}
     x = rng.standard_normal((T, B, I)).astype(np.float32)
     dh = rng.standard_normal((T, B, H)).astype(np.float32)
-    want, got = cpu.forward(cell, p, x), gpu.forward(cell, p, x)
+    want, got = cpu.forward(cell, p, x, **options), gpu.forward(cell, p, x, **options)
     assert _rel_err(got.h, want.h) < 1e-5
     g_want, g_got = cpu.backward(cell, p, x, want, dh), gpu.backward(cell, p, x, want, dh)
     for name in g_want:
