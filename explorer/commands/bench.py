@@ -12,8 +12,7 @@ activations BPTT must keep (h, c and four gates per step and sequence).
 
 examples:
   lstm-explorer bench
-  lstm-explorer bench --json --cell lstm
-  lstm-explorer bench --grid 100x32x32,1000x32x64
+  lstm-explorer bench --json --cell lstm --grid 100x32x32,1000x32x64
   lstm-explorer bench --memory
 """
 from __future__ import annotations

@@ -46,7 +46,7 @@ def make_app(argv=None):
 
 
 def main(files=(), exec_loop: bool = True, screenshot: str | None = None, size: tuple[int, int] | None = None,
-         settle_ms: int = 1500) -> int:
+         settle_ms: int = 500) -> int:
     """Open the window (and ``files`` for replay); returns the exit code of the event loop.
 
     With ``screenshot`` the window draws for ``settle_ms``, saves itself as that PNG and closes:
