@@ -1,7 +1,9 @@
-"""Numba compute kernels for RNN and LSTM training (no Qt, no h5py).
+"""Numba compute kernels for training recurrent cells (no Qt, no h5py).
 
 Use :func:`backend` to get an object with ``forward``, ``backward`` and
-``make_model``; see README.md for a notebook example.
+``make_model``; see README.md for a notebook example. The cells (RNN, LSTM,
+GRU, and any registered later) are listed in :mod:`kernels.cells`; the
+initialisations are in :mod:`kernels.inits`.
 """
 from kernels.errors import BackendUnavailable, KernelInputError
 

@@ -9,6 +9,12 @@ from kernels.params import init_params
 from tests import reference as ref
 
 be = kernels.backend("cpu")
+LAYER_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _layer_params(module):
+    """A torch.nn.GRU's layer-0 parameters under our names (copies)."""
+    return {k: getattr(module, k + "_l0").detach().numpy().copy() for k in LAYER_KEYS}
 
 
 def _torch_loss(torch, kind, out_seq, readout, y, window):
@@ -30,7 +36,7 @@ def test_training_step_matches_pytorch(loss_kind, K, window, B, H):
     T, I = 7, 3
     torch.manual_seed(0)
     gru, readout = torch.nn.GRU(I, H).double(), torch.nn.Linear(H, K).double()
-    p = {k: getattr(gru, k + "_l0").detach().numpy().copy() for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    p = _layer_params(gru)
     p["readout.weight"] = readout.weight.detach().numpy().copy()
     p["readout.bias"] = readout.bias.detach().numpy().copy()
     rng = np.random.default_rng(2)
@@ -57,7 +63,7 @@ def test_initial_state_gradient_matches_pytorch_and_finite_differences():
     T, B, I, H = 5, 2, 3, 4
     torch.manual_seed(1)
     gru = torch.nn.GRU(I, H).double()
-    p = {k: getattr(gru, k + "_l0").detach().numpy().copy() for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    p = _layer_params(gru)
     rng = np.random.default_rng(3)
     x, dh, h0 = rng.standard_normal((T, B, I)), rng.standard_normal((T, B, H)), rng.standard_normal((B, H))
     h0t = torch.tensor(h0[None], requires_grad=True)
@@ -113,7 +119,7 @@ def test_reference_matches_pytorch_directly():
     T, B, I, H = 4, 2, 3, 5
     torch.manual_seed(2)
     gru = torch.nn.GRU(I, H).double()
-    p = {k: getattr(gru, k + "_l0").detach().numpy().copy() for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    p = _layer_params(gru)
     x = np.random.default_rng(5).standard_normal((T, B, I))
     dh = np.random.default_rng(6).standard_normal((T, B, H))
     xt = torch.tensor(x, requires_grad=True)
