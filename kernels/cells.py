@@ -93,6 +93,7 @@ class CellSpec:
     #                                         width 0 means ``blocks`` (the gates); none when blocks is 0
     probes: tuple[str, ...] = ("h",)        # arrays a probe snapshot shows: states and saved names
     options: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (option, allowed values), first = default
+    tanh_gates: tuple[str, ...] = ()        # gates with values in [-1, 1] (candidates: LSTM g, GRU n); others in [0, 1]
     memory_gate: str | None = None          # the gate whose bias "remember longer" raises (LSTM f, GRU z)
     input_gate: str | None = None           # chrono's b_i = -b_f partner (LSTM i); None: left alone
     torch_module: str | None = None         # the torch.nn module with the same equations ("LSTM")
@@ -193,7 +194,7 @@ def register(spec: CellSpec, *, replace: bool = False) -> CellSpec:
     for name in spec.probes:
         if name not in known:
             raise KernelInputError(f"cell {spec.name!r}: probe {name!r} is neither a state nor a saved array")
-    for gate in (spec.memory_gate, spec.input_gate):
+    for gate in (spec.memory_gate, spec.input_gate, *spec.tanh_gates):
         if gate is not None:
             spec.gate_index(gate)
     if spec.cpu is None:
@@ -293,12 +294,12 @@ register(CellSpec(
 register(CellSpec(
     name="lstm", label="LSTM", color="#1f6fb4", blocks=4, gates=("i", "f", "g", "o"),
     gate_labels=("input", "forget", "cell", "output"), states=("h", "c"), probes=("h", "c", "gates"),
-    memory_gate="f", input_gate="i", torch_module="LSTM",
+    tanh_gates=("g",), memory_gate="f", input_gate="i", torch_module="LSTM",
     equation="c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t)",
     cpu="kernels.cpu_lstm", cuda="kernels.gpu_lstm"))
 register(CellSpec(
     name="gru", label="GRU", color="#2ca02c", blocks=3, gates=("r", "z", "n"),
     gate_labels=("reset", "update", "new"), saved=(("gates", 0), ("hn", 1)), probes=("h", "gates"),
-    memory_gate="z", torch_module="GRU",
+    tanh_gates=("n",), memory_gate="z", torch_module="GRU",
     equation="n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)),  h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}",
     cpu="kernels.cpu_gru", cuda="kernels.gpu_gru"))

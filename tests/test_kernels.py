@@ -189,6 +189,22 @@ def test_rnn_gradient_vanishes_through_time_while_lstm_forget_gate_keeps_it():
     assert ratios["lstm"] > 1e-2
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gate_ranges_follow_the_spec(cell):
+    """spec.tanh_gates are in [-1, 1], the other gates in [0, 1] (the GUI's saturation reads this)."""
+    from kernels import cells
+
+    spec = cells.get(cell)
+    p, x, _, _, _ = _problem(cell, 6, 3, 2, 5, np.float64)
+    fwd = be.forward(cell, p, x)
+    for name in spec.gates:
+        g = fwd.gate(name)
+        lo = -1 if name in spec.tanh_gates else 0
+        assert lo <= g.min() and g.max() <= 1, name
+        if name in spec.tanh_gates:
+            assert g.min() < 0, name
+
+
 def test_gates_are_in_range_and_named():
     p, x, _, _, _ = _problem("lstm", 4, 3, 2, 5, np.float32)
     fwd = be.forward("lstm", p, x)
