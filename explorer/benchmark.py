@@ -36,7 +36,9 @@ class BenchRow:
 def step_flops(cell: str, T: int, B: int, H: int, I: int = N_IN) -> float:
     """Matrix-product FLOPs of one train step: forward (x·W_ihᵀ, h·W_hhᵀ) and backward
     (∂h through W_hh, ∂W_hh, ∂W_ih, ∂x), 2 FLOPs per multiply-add."""
-    G = (4 if cell == "lstm" else 1) * H
+    from kernels import cells
+
+    G = cells.get(cell).rows(H)
     return 2.0 * T * B * G * (3 * H + 3 * I)
 
 
@@ -100,11 +102,14 @@ def ours_step(cell: str, T: int, B: int, H: int, backend: str = "cpu"):
 
 
 def torch_step(cell: str, T: int, B: int, H: int):
-    """The same step in PyTorch: nn.LSTM/nn.RNN + nn.Linear + MSE + backward + clip_grad_norm_ + Adam."""
+    """The same step in PyTorch: the cell's torch.nn module (LSTM, GRU, RNN) + nn.Linear + MSE + backward +
+    clip_grad_norm_ + Adam."""
     import torch
 
     torch.manual_seed(0)
-    rnn = (torch.nn.LSTM if cell == "lstm" else torch.nn.RNN)(N_IN, H)
+    from kernels import cells
+
+    rnn = getattr(torch.nn, cells.get(cell).torch_module)(N_IN, H)
     readout = torch.nn.Linear(H, 1)
     params = list(rnn.parameters()) + list(readout.parameters())
     opt = torch.optim.Adam(params, lr=1e-3)
@@ -130,7 +135,7 @@ def torch_available() -> bool:
     return True
 
 
-def run_bench(cells=("rnn", "lstm"), grid=GRID, budget_s: float = 1.0, with_torch: bool = True,
+def run_bench(cells=("rnn", "lstm", "gru"), grid=GRID, budget_s: float = 1.0, with_torch: bool = True,
               backend: str = "cpu", progress=None) -> tuple[list[BenchRow], dict]:
     """Benchmark every (cell, T, B, H); returns rows and the machine info (peak, threads, versions)."""
     import numba
@@ -174,8 +179,12 @@ MEMORY_CONFIG = (1000, 32, 128)
 
 
 def activation_bytes(cell: str, T: int, B: int, H: int, itemsize: int = 4) -> int:
-    """What BPTT must keep per training step: h_t for the RNN; h_t, c_t and the four gates for the LSTM."""
-    return (6 if cell == "lstm" else 1) * T * B * H * itemsize
+    """What BPTT must keep per training step: every state (h_t; c_t for the LSTM) and the arrays the cell
+    saves for backward (the LSTM's four gates; the GRU's three and W_hn h + b_hn)."""
+    from kernels import cells
+
+    spec = cells.get(cell)
+    return (len(spec.states) + sum(spec.saved_widths().values())) * T * B * H * itemsize
 
 
 def training_memory(cell: str = "lstm", T: int = MEMORY_CONFIG[0], B: int = MEMORY_CONFIG[1],

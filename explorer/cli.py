@@ -15,11 +15,11 @@ from explorer import __version__
 
 #: subcommand -> one-line help
 COMMANDS = {
-    "train": "train RNN and/or LSTM cells headless, with a progress bar and a summary",
+    "train": "train RNN, LSTM and GRU cells side by side, headless, with a progress bar and a summary",
     "replay": "open saved session files in the window",
     "export": "export plots of a session or sweep file to PNG, SVG or CSV (no display needed)",
     "info": "print the runs, configs, status and final figures of a session file",
-    "bench": "time a full training step against PyTorch's CPU LSTM/RNN",
+    "bench": "time a full training step against PyTorch's CPU RNN/LSTM/GRU",
     "sweep": "train many (cell, lag, seed) runs on Dask and measure the lag frontier",
 }
 

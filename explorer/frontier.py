@@ -19,7 +19,6 @@ from collections import defaultdict
 
 import numpy as np
 
-CELL_ORDER = ("rnn", "lstm")
 #: a cell "solves" T when at least this fraction of its seeds solved it
 SOLVES_AT = 0.5
 
@@ -33,11 +32,14 @@ def series_of(r: dict) -> str:
 
 
 def series_order(results) -> list[str]:
-    """Every series of ``results``: cells in CELL_ORDER (others after, by name), variants in order of appearance."""
+    """Every series of ``results``: cells in registry order (unregistered ones after, by name), variants in
+    order of appearance."""
+    from kernels import cells
+
     first = {}
     for r in results:
         first.setdefault(series_of(r), (r["cell"], len(first)))
-    rank = {c: i for i, c in enumerate(CELL_ORDER)}
+    rank = {c: i for i, c in enumerate(cells.names())}
     return sorted(first, key=lambda k: (rank.get(first[k][0], len(rank)), first[k][0], first[k][1]))
 
 

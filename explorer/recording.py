@@ -58,7 +58,8 @@ class SessionRecorder:
                     n_gates=info.n_gates, metric_name=info.metric_name,
                     higher_is_better=info.higher_is_better, baseline_loss=info.baseline_loss,
                     baseline_metric=info.baseline_metric, param_grad_names=list(PARAM_GRAD_NAMES),
-                    param_dtype=getattr(config, "dtype", "float32"))
+                    param_dtype=getattr(config, "dtype", "float32"), gate_names=info.gate_names,
+                    cell_state=info.cell_state, init=info.init, cell_options=info.options)
                 self._time[info.cell] = 0.0
             self._writer.start()
         except BaseException:

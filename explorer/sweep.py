@@ -137,6 +137,17 @@ def session_name(task: str, cell: str, seq_len: int, seed: int, variant: dict | 
     return f"{task}-{cell}-T{int(seq_len)}-s{int(seed)}{extra}.h5"
 
 
+def parse_inits(text: str) -> tuple[str, ...]:
+    """``--inits`` -> canonical initialisation strings (``kernels.inits.parse_init_list``)."""
+    from kernels.errors import KernelInputError
+    from kernels.inits import parse_init_list
+
+    try:
+        return tuple(spec.text() for spec in parse_init_list(text))
+    except KernelInputError as exc:
+        raise ConfigError(f"--inits: {exc}") from None
+
+
 def parse_vary(items) -> dict[str, tuple]:
     """``["lr=1e-3,1e-2", "hidden=32,64"]`` -> ``{"lr": (0.001, 0.01), "hidden": (32, 64)}``: each value
     converted to the type of the TrainConfig field it names; a clear :class:`ConfigError` otherwise."""

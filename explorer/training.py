@@ -20,8 +20,14 @@ import numpy as np
 
 from explorer.errors import ConfigError
 
-CELLS = ("rnn", "lstm")
 OPTIMIZERS = ("adam", "sgd")
+def cell_names() -> tuple[str, ...]:
+    """The registered cells (kernels.cells), in registry order: rnn, lstm, gru, then any added."""
+    from kernels import cells
+
+    return cells.names()
+
+
 #: probes per run when ``probe_every`` is 0 (auto)
 AUTO_PROBES = 60
 #: statuses a run can end in (plus "running" while it trains)
@@ -34,7 +40,7 @@ class TrainConfig:
 
     task: str = "adding"            # "adding" | "copy" | "temporal" (explorer.tasks.TASKS)
     seq_len: int = 100              # the lag T the task is built around
-    cells: tuple[str, ...] = ("rnn", "lstm")  # cells trained side by side on the same batches
+    cells: tuple[str, ...] = ("rnn", "lstm")  # cells trained side by side on the same batches (kernels.cells)
     hidden: int = 64                # hidden units H
     batch: int = 32                 # sequences per training step B
     steps: int = 3000               # training steps per cell
@@ -46,6 +52,8 @@ class TrainConfig:
     backend: str = "cpu"            # "cpu" | "cuda"
     probe_every: int = 0            # probe snapshot interval in steps; 0 = auto (see probe_interval)
     dtype: str = "float32"          # "float32" | "float64"
+    init: str = "default"           # initialisation, e.g. "chrono", "orthogonal+forget-bias:1" (kernels.inits)
+    rnn_activation: str = "tanh"    # the RNN's nonlinearity: "tanh" | "relu" (relu + identity init: the IRNN)
 
     def __post_init__(self):
         if isinstance(self.cells, str):
@@ -75,9 +83,10 @@ class TrainConfig:
             need(self.seq_len >= 2, f"the adding problem needs seq-len >= 2 (one marker per half), got {self.seq_len}")
         if self.task == "temporal":
             need(self.seq_len >= 10, f"the temporal order task needs seq-len >= 10, got {self.seq_len}")
-        need(len(self.cells) > 0, "cells is empty: give rnn, lstm or rnn,lstm")
+        names = cell_names()
+        need(len(self.cells) > 0, f"cells is empty: give one or more of {', '.join(names)}, e.g. rnn,lstm")
         for cell in self.cells:
-            need(cell in CELLS, f"unknown cell {cell!r}: choose from {', '.join(CELLS)}")
+            need(cell in names, f"unknown cell {cell!r}: choose from {', '.join(names)}")
         need(len(set(self.cells)) == len(self.cells), f"cells repeat: {','.join(self.cells)}")
         need(is_int(self.hidden) and 1 <= self.hidden <= 4096,
              f"hidden must be an integer from 1 to 4096, got {self.hidden!r}")
@@ -100,7 +109,30 @@ class TrainConfig:
         need(is_int(self.probe_every) and self.probe_every >= 0,
              f"probe-every must be a positive integer (or 0 for auto), got {self.probe_every!r}")
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
+        need(self.rnn_activation in ("tanh", "relu"),
+             f"rnn-activation must be tanh or relu, got {self.rnn_activation!r}")
+        self.init_spec()
         return self
+
+    def init_spec(self):
+        """The parsed initialisation (:class:`kernels.inits.InitSpec`); :class:`ConfigError` naming the problem.
+        A per-cell item for a cell this run does not train is unused."""
+        from kernels.errors import KernelInputError
+        from kernels.inits import parse_init
+
+        try:
+            spec = parse_init(self.init)
+            for cell in self.cells:
+                spec.for_cell(cell)
+        except KernelInputError as exc:
+            raise ConfigError(f"init: {exc}") from None
+        return spec
+
+    def cell_options(self, cell: str) -> dict:
+        """The options of ``cell``'s kernels this config sets (the RNN's activation)."""
+        from kernels import cells
+
+        return {"activation": self.rnn_activation} if "activation" in dict(cells.get(cell).options) else {}
 
     @property
     def probe_interval(self) -> int:
@@ -129,7 +161,7 @@ class TrainConfig:
 class StepRecord:
     """One training step of one cell."""
 
-    cell: str                  # "rnn" | "lstm"
+    cell: str                  # a registered cell: "rnn", "lstm", "gru", ...
     step: int                  # steps done so far by this cell (1-based)
     loss: float                # task loss on this step's batch
     metric: float              # task metric on this step's batch (MSE or accuracy)
@@ -151,9 +183,9 @@ class ProbeRecord:
     step: int
     grad_norm_t: np.ndarray    # (L,) float32, batch-mean ‖∂L/∂h_t‖ for t = 0..L-1
     h: np.ndarray              # (L, H) float32, hidden states on the probe sequence
-    gates: np.ndarray | None   # (4, L, H) float32, LSTM gates i, f, g, o (None for the RNN)
-    c: np.ndarray | None       # (L, H) float32, LSTM cell state (None for the RNN)
-    saturation: np.ndarray | None  # (4,) float32, fraction of i, f, g, o saturated (None for the RNN)
+    gates: np.ndarray | None   # (n_gates, L, H) float32, the cell's gates in its order (None without gates)
+    c: np.ndarray | None       # (L, H) float32, LSTM cell state (None for cells without one)
+    saturation: np.ndarray | None  # (n_gates,) float32, fraction of each gate saturated (None without gates)
 
 
 @dataclass
@@ -173,30 +205,36 @@ Record = StepRecord | ProbeRecord | StatusRecord
 class RunInfo:
     """What is known about one cell's run before it trains (the session layout needs it up front)."""
 
-    cell: str                  # "rnn" | "lstm"
+    cell: str                  # a registered cell: "rnn", "lstm", "gru", ...
     param_count: int           # trainable scalars, readout included
     param_shapes: dict[str, tuple[int, ...]]  # PyTorch state_dict names -> shapes (see Trainer.state_dict)
     length: int                # L: time steps per sequence (copy task: seq_len + 20)
     hidden: int                # H
-    n_gates: int               # 4 for the LSTM, 0 for the RNN
+    n_gates: int               # gates of the cell: 4 for the LSTM, 3 for the GRU, 0 for the RNN
     metric_name: str           # "mse" | "accuracy"
     higher_is_better: bool     # metric direction
     baseline_loss: float       # chance-level loss
     baseline_metric: float     # chance-level metric
+    gate_names: tuple[str, ...] | None = None  # gate names in row order ("i", "f", "g", "o"); None: the LSTM's if 4
+    cell_state: bool | None = None  # probes carry a cell state c (the LSTM); None: when there are 4 gates
+    init: str = "default"      # the initialisation this cell got, defaults filled in ("default+chrono:100")
+    options: dict = dataclasses.field(default_factory=dict)  # the cell's kernel options (the RNN's activation)
 
 
 #: names of the per-parameter gradient norms in StepRecord.param_grad_norms
 PARAM_GRAD_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "readout.weight", "readout.bias")
-#: a gate value counts as saturated below LOW or above HIGH (g, in [-1, 1], is first mapped to [0, 1])
+#: a gate value counts as saturated below LOW or above HIGH (tanh gates, in [-1, 1], are first mapped to [0, 1])
 SATURATION_LOW, SATURATION_HIGH = 0.1, 0.9
 
 
-def gate_saturation(gates: np.ndarray) -> np.ndarray:
-    """Fraction of saturated values per gate: ``gates : (4, L, H)`` (i, f, g, o) -> ``(4,)`` float32."""
+def gate_saturation(gates: np.ndarray, tanh_rows=()) -> np.ndarray:
+    """Fraction of saturated values per gate: ``gates : (n_gates, L, H)`` -> ``(n_gates,)`` float32;
+    ``tanh_rows`` are the indices of gates in [-1, 1] (the LSTM's g, the GRU's n)."""
     unit = gates.astype(np.float32, copy=True)
-    unit[2] = 0.5 * (unit[2] + 1.0)  # g = tanh(...) in [-1, 1] -> [0, 1]
+    for k in tanh_rows:
+        unit[k] = 0.5 * (unit[k] + 1.0)
     saturated = (unit < SATURATION_LOW) | (unit > SATURATION_HIGH)
-    return saturated.reshape(4, -1).mean(axis=1).astype(np.float32)
+    return saturated.reshape(len(unit), -1).mean(axis=1).astype(np.float32)
 
 
 def torch_state_dict(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -217,28 +255,37 @@ class Trainer:
 
         import kernels
         from explorer.tasks import make_task
+        from kernels import cells
         from kernels.params import init_params
 
         self.config = config.validate()
         self.task = make_task(config.task, config.seq_len)
         self.backend = kernels.backend(config.backend)
-        seeds = np.random.SeedSequence(config.seed).spawn(2 + len(CELLS))
+        names = cells.names()
+        seeds = np.random.SeedSequence(config.seed).spawn(2 + len(names))
         self._batch_seed, probe_seed = seeds[0], seeds[1]
-        cell_seeds = dict(zip(CELLS, seeds[2:]))
+        cell_seeds = dict(zip(names, seeds[2:]))   # child k is the same whatever the count: rnn, lstm keep theirs
         dtype = np.dtype(config.dtype)
+        init = config.init_spec()
+        self.specs = {cell: cells.get(cell) for cell in config.cells}
+        self.inits = {cell: init.for_cell(cell).resolved(config.seq_len).text() for cell in config.cells}
         self.models = {}
         for cell in config.cells:
             params = init_params(cell, self.task.n_in, config.hidden, self.task.n_out,
-                                 np.random.default_rng(cell_seeds[cell]), dtype)
+                                 np.random.default_rng(cell_seeds[cell]), dtype, init=init, seq_len=config.seq_len)
             self.models[cell] = self.backend.make_model(
                 cell, params, loss_kind=self.task.loss_kind, window=self.task.window,
-                optimizer=config.optimizer, lr=config.lr, momentum=config.momentum, clip=config.clip)
+                optimizer=config.optimizer, lr=config.lr, momentum=config.momentum, clip=config.clip,
+                **config.cell_options(cell))
         #: the fixed probe sequence (L, 1, n_in), drawn once from the seed
         self.probe_x = self.task.sample(np.random.default_rng(probe_seed), 1).x
         self.runs = [RunInfo(cell=cell, param_count=m.param_count,
                              param_shapes={k: tuple(v.shape) for k, v in self.state_dict(cell).items()},
                              length=self.task.length, hidden=config.hidden,
-                             n_gates=4 if cell == "lstm" else 0, metric_name=self.task.metric_name,
+                             n_gates=self.specs[cell].n_gates, gate_names=self.specs[cell].gates,
+                             cell_state="c" in self.specs[cell].states,
+                             init=self.inits[cell], options=config.cell_options(cell),
+                             metric_name=self.task.metric_name,
                              higher_is_better=self.task.higher_is_better,
                              baseline_loss=float(self.task.baseline_loss),
                              baseline_metric=float(self.task.baseline_metric))
@@ -272,13 +319,15 @@ class Trainer:
     def probe(self, cell: str, step: int, grad_norm_t: np.ndarray) -> ProbeRecord:
         """Snapshot of ``cell`` on the probe sequence, with the gradient flow of the last step."""
         fwd = self.models[cell].probe(self.probe_x)
+        spec = self.specs[cell]
         h = fwd.h[:, 0].astype(np.float32)
         gates = c = saturation = None
-        if cell == "lstm":
-            L, H = h.shape
-            gates = fwd.gates[:, 0].reshape(L, 4, H).transpose(1, 0, 2).astype(np.float32)
-            c = fwd.c[:, 0].astype(np.float32)
-            saturation = gate_saturation(gates)
+        blocks = fwd.gate_blocks()              # (n_gates, L, B, H)
+        if blocks is not None:
+            gates = blocks[:, :, 0].astype(np.float32)
+            saturation = gate_saturation(gates, [spec.gate_index(g) for g in spec.tanh_gates])
+        if "c" in fwd.states:
+            c = fwd.states["c"][:, 0].astype(np.float32)
         return ProbeRecord(cell=cell, step=step, grad_norm_t=grad_norm_t.astype(np.float32),
                            h=h, gates=gates, c=c, saturation=saturation)
 

@@ -44,10 +44,10 @@ from sessions.errors import (
 #: root attribute ``format``: what kind of file this is
 FORMAT_NAME = "lstm-explorer-session"
 #: root attribute ``format_version`` (semver: readers read the same major, refuse a newer one)
-FORMAT_VERSION = "1.0.0"
+FORMAT_VERSION = "1.1.0"
 #: every status a run can have in the file ("interrupted" is normally derived by readers)
 STATUSES = ("running", "completed", "stopped", "diverged", "interrupted")
-#: LSTM gate order, as in PyTorch
+#: LSTM gate order, as in PyTorch: the gate names of a 1.0 file with 4 gates
 GATE_ORDER = ("i", "f", "g", "o")
 #: fixed byte lengths of the mutable string datasets
 STATUS_BYTES = 16
@@ -274,8 +274,15 @@ class SessionWriter:
                 param_shapes: Mapping[str, tuple], length: int, hidden: int, n_gates: int,
                 metric_name: str, higher_is_better: bool, baseline_loss: float,
                 baseline_metric: float, param_grad_names: list[str],
-                param_dtype: str = "float32") -> None:
-        """Create the full layout of one run (before :meth:`start`)."""
+                param_dtype: str = "float32", gate_names=None, cell_state: bool | None = None,
+                init: str = "default", cell_options: Mapping[str, Any] | None = None) -> None:
+        """Create the full layout of one run (before :meth:`start`).
+
+        ``gate_names`` name the ``n_gates`` gate blocks in PyTorch's row order (default: the LSTM's
+        i, f, g, o when there are 4); ``cell_state`` says whether probes carry a cell state ``c``
+        (default: when there are 4 gates, as in 1.0 files); ``init`` and ``cell_options`` (1.1) record
+        the initialisation and the cell's kernel options (the RNN's activation).
+        """
         self._check_open()
         if self._started:
             raise SessionError(self.path, f"cannot add run {name!r} after start(): the layout is fixed in SWMR mode")
@@ -284,8 +291,12 @@ class SessionWriter:
         if name in self._runs:
             raise ValueError(f"run {name!r} already exists in {self.path}")
         length, hidden, n_gates = int(length), int(hidden), int(n_gates)
-        if length < 1 or hidden < 1 or n_gates not in (0, 4):
-            raise ValueError(f"bad run shape: length={length}, hidden={hidden}, n_gates={n_gates} (0 or 4)")
+        if length < 1 or hidden < 1 or not 0 <= n_gates <= 64:
+            raise ValueError(f"bad run shape: length={length}, hidden={hidden}, n_gates={n_gates} (0 to 64)")
+        gate_names = tuple(GATE_ORDER if gate_names is None and n_gates == 4 else gate_names or ())
+        if len(gate_names) != n_gates or any(not n or "," in n for n in gate_names):
+            raise ValueError(f"run {name!r}: {n_gates} gates need as many names without commas, got {gate_names}")
+        cell_state = n_gates == 4 if cell_state is None else bool(cell_state)
         try:
             g = self._file["runs"].create_group(name)
             g.attrs["cell"] = str(cell)
@@ -298,6 +309,8 @@ class SessionWriter:
             g.attrs["baseline_loss"] = np.float64(baseline_loss)
             g.attrs["baseline_metric"] = np.float64(baseline_metric)
             g.attrs["param_grad_names"] = json.dumps(list(param_grad_names))
+            g.attrs["init"] = str(init)
+            g.attrs["cell_options"] = json.dumps(dict(cell_options or {}))
 
             cg = g.create_group("config")
             cg.attrs["json"] = json.dumps(dict(config), sort_keys=False, default=_json_default)
@@ -338,18 +351,20 @@ class SessionWriter:
             wt["value"] = tds
 
             pr = g.create_group("probes")
-            pr.attrs["gate_order"] = ",".join(GATE_ORDER)
+            pr.attrs["gate_order"] = ",".join(gate_names)
             _grow_1d(pr, "step", np.int64)
             _grow_1d(pr, "time", np.float64)
             _grow_nd(pr, "grad_norm_t", (length,), np.float32)
             _grow_nd(pr, "h", (length, hidden), np.float16)
             if n_gates:
                 _grow_nd(pr, "gates", (n_gates, length, hidden), np.float16)
-                _grow_nd(pr, "c", (length, hidden), np.float16)
                 _grow_nd(pr, "saturation", (n_gates,), np.float32)
+            if cell_state:
+                _grow_nd(pr, "c", (length, hidden), np.float16)
 
             pa = g.create_group("params")
-            pa.attrs["layout"] = "PyTorch state_dict names and shapes; gate rows in order i, f, g, o"
+            pa.attrs["layout"] = ("PyTorch state_dict names and shapes; gate rows in the order of "
+                                  f"probes/gate_order ({','.join(gate_names) or 'one block'})")
             for pname, shape in param_shapes.items():
                 pa.create_dataset(pname, shape=tuple(int(n) for n in shape), dtype=param_dtype,
                                   fillvalue=np.nan)
@@ -404,8 +419,9 @@ class SessionWriter:
                 "h": _as(h, (L, H), np.float16, "h")}
         if G:
             item["gates"] = _as(gates, (G, L, H), np.float16, "gates")
-            item["c"] = _as(c, (L, H), np.float16, "c")
             item["saturation"] = _as(saturation, (G,), np.float32, "saturation")
+        if "c" in run.probe_ds:
+            item["c"] = _as(c, (L, H), np.float16, "c")
         run.probes.append(item)
         self._maybe_flush()
 
@@ -745,16 +761,19 @@ def _as(a, shape: tuple[int, ...], dtype, what: str) -> np.ndarray:
 
 
 def estimate_size(steps: int, probe_every: int, length: int, hidden: int, n_gates: int,
-                  n_param_grads: int = 6) -> int:
+                  n_param_grads: int = 6, cell_state: bool | None = None) -> int:
     """Bytes one run adds to a session file (raw data; metadata and chunk rounding add ~1%).
 
     Per step: step (int64), time and 3 + ``n_param_grads`` values (float64).
-    Per probe: step, time, grad_norm_t (L float32), h (L*H float16) and, for the
-    LSTM (``n_gates=4``), gates (4*L*H float16), c (L*H float16), saturation (4 float32).
+    Per probe: step, time, grad_norm_t (L float32), h (L*H float16), the gates (G*L*H float16)
+    and their saturation (G float32), and c (L*H float16) for a cell with a cell state
+    (default: the LSTM's 4 gates).
     """
     per_step = 8 * (2 + 3 + n_param_grads)
     per_probe = 16 + 4 * length + 2 * length * hidden
     if n_gates:
-        per_probe += 2 * n_gates * length * hidden + 2 * length * hidden + 4 * n_gates
+        per_probe += 2 * n_gates * length * hidden + 4 * n_gates
+    if (n_gates == 4) if cell_state is None else cell_state:
+        per_probe += 2 * length * hidden
     n_probes = steps // max(1, probe_every)
     return steps * per_step + n_probes * per_probe

@@ -57,10 +57,10 @@ def test_invalid_values_are_refused_with_the_reason(window):
     assert "seq-len" in window.settings.error.text()
     assert not window.run_button.isEnabled()
     window.settings.seq_len.setValue(20)
-    window.settings.rnn.setChecked(False)
-    window.settings.lstm.setChecked(False)
+    window.settings.cell_boxes["rnn"].setChecked(False)
+    window.settings.cell_boxes["lstm"].setChecked(False)
     assert "cells" in window.settings.error.text()
-    window.settings.lstm.setChecked(True)
+    window.settings.cell_boxes["lstm"].setChecked(True)
     assert window.settings.error.text() == ""
     assert window.run_button.isEnabled()
 

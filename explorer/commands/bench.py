@@ -1,4 +1,4 @@
-"""Time a full training step (forward, BPTT, clip, Adam) against PyTorch's CPU LSTM/RNN.
+"""Time a full training step (forward, BPTT, clip, Adam) against PyTorch's CPU RNN/LSTM/GRU.
 
 Both sides run the adding problem's shapes in float32 with the same number of
 threads (NUMBA_NUM_THREADS, default every core), measured in the same run:
@@ -25,7 +25,7 @@ from explorer.errors import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cell", default="rnn,lstm", help="rnn, lstm or rnn,lstm (default: %(default)s)")
+    p.add_argument("--cell", default="rnn,lstm,gru", help="cells to time, comma separated (default: %(default)s)")
     p.add_argument("--grid", help="comma list of TxBxH (default: the standard grid of 6 configs)")
     p.add_argument("--backend", default="cpu", help="cpu | cuda (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=1.0,
@@ -57,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
     from explorer.benchmark import rows_as_dicts, run_bench, torch_available
 
     cells = tuple(c.strip() for c in args.cell.split(",") if c.strip())
-    bad = [c for c in cells if c not in ("rnn", "lstm")]
+    from explorer.training import cell_names
+
+    bad = [c for c in cells if c not in cell_names()]
     if bad or not cells:
-        raise ConfigError(f"--cell must be rnn, lstm or rnn,lstm, got {args.cell!r}")
+        raise ConfigError(f"--cell must be a comma list of {', '.join(cell_names())}, got {args.cell!r}")
     if args.seconds <= 0:
         raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
     grid = _parse_grid(args.grid)

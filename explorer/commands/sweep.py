@@ -27,12 +27,16 @@ from explorer.commands.train import add_config_arguments, config_from_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cells", default="rnn,lstm", help="cells to sweep: rnn, lstm or rnn,lstm (default: %(default)s)")
+    p.add_argument("--cells", default="rnn,lstm", help="cells to sweep, comma separated: any of rnn, lstm, gru "
+                                                        "(default: %(default)s)")
     p.add_argument("--seq-lens", metavar="T,T,...", help="lags T to sweep, comma separated (required), e.g. 10,20,50,100")
     p.add_argument("--seeds", type=int, default=5, help="seeds per (cell, T): runs seeds 0..N-1 (default: %(default)s)")
     p.add_argument("--vary", action="append", metavar="FIELD=V1,V2",
                    help="one more sweep axis: any training setting (lr, hidden, batch, clip, optimizer, ...) "
                         "and its values, e.g. --vary lr=1e-3,1e-2 (repeatable: the product of all)")
+    p.add_argument("--inits", metavar="INIT,INIT",
+                   help="initialisations to sweep (one more axis), e.g. default,chrono; separate with ; when an "
+                        "item names cells: 'default;lstm=chrono,rnn=identity'")
     add_config_arguments(p)
     p.add_argument("--out", metavar="DIR", required=True, help="folder for the session files and sweep.h5")
     p.add_argument("--scheduler", metavar="tcp://HOST:8786",
@@ -48,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from explorer.errors import ConfigError
-    from explorer.sweep import SweepPlan, parse_int_list, parse_vary, run_sweep
+    from explorer.sweep import SweepPlan, parse_inits, parse_int_list, parse_vary, run_sweep
 
     if args.seq_lens is None:
         raise ConfigError("no seq-lens given: pass --seq-lens as a comma list, e.g. --seq-lens 10,20,50,100")
@@ -59,10 +63,15 @@ def run(args: argparse.Namespace) -> int:
     if args.retries < 0:
         raise ConfigError(f"--retries must be >= 0, got {args.retries}")
     if not cells:
-        raise ConfigError("cells is empty: give rnn, lstm or rnn,lstm")
+        raise ConfigError("cells is empty: give one or more of rnn, lstm, gru, e.g. rnn,lstm")
     base = config_from_args(args, cells=cells, seq_len=max(seq_lens), seed=0)
+    vary = parse_vary(args.vary)
+    if args.inits:
+        if args.init or "init" in vary:
+            raise ConfigError("give the initialisations once: --inits, or --init, or --vary init=...")
+        vary = {"init": parse_inits(args.inits), **vary}
     plan = SweepPlan(base=base, cells=cells, seq_lens=seq_lens, seeds=args.seeds, out=args.out,
-                     vary=parse_vary(args.vary)).validate()
+                     vary=vary).validate()
     n = len(plan.specs())
     varied = "".join(f", {k} in {','.join(map(str, v))}" for k, v in plan.vary.items())
     print(f"sweep: {plan.base.task}, cells {','.join(cells)}, T in {','.join(map(str, seq_lens))}{varied}, "

@@ -1,4 +1,4 @@
-"""Train RNN and/or LSTM cells headless on a long-dependency task.
+"""Train RNN, LSTM and/or GRU cells side by side, headless, on a long-dependency task.
 
 Shows a progress bar (steps/s, latest loss per cell), then a summary per cell:
 final loss and metric (mean of the last 50 steps), the chance baseline, solved
@@ -14,7 +14,7 @@ import argparse
 import math
 import sys
 
-from explorer.training import TrainConfig
+from explorer.training import TrainConfig, cell_names
 
 #: the summary's "final" figures average this many last steps (one batch alone is noisy)
 FINAL_WINDOW = 50
@@ -36,12 +36,17 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probe-every", type=int,
                    help="probe snapshot interval in steps; 0 = auto, about 60 probes a run (default: 0)")
     p.add_argument("--dtype", help=f"float32 | float64 (default: {d.dtype})")
+    p.add_argument("--init", help="initialisation: default | orthogonal[:gain] | identity[:s], optionally "
+                                  "+forget-bias[:b] or +chrono[:T_max]; per cell: lstm=chrono,rnn=identity "
+                                  f"(default: {d.init})")
+    p.add_argument("--rnn-activation", help=f"the RNN's nonlinearity: tanh | relu (default: {d.rnn_activation})")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--seq-len", type=int, help=f"lag T (default: {d.seq_len})")
-    p.add_argument("--cell", help=f"rnn, lstm or rnn,lstm (default: {','.join(d.cells)})")
+    p.add_argument("--cell", help=f"cells side by side, any of {', '.join(cell_names())} "
+                                  f"(default: {','.join(d.cells)})")
     p.add_argument("--seed", type=int, help=f"random seed (default: {d.seed})")
     add_config_arguments(p)
     p.add_argument("--from", dest="from_file", metavar="FILE.h5",
@@ -55,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 OPTION_FIELDS = {"task": "task", "hidden": "hidden", "batch": "batch", "steps": "steps", "optimizer": "optimizer",
                  "lr": "lr", "momentum": "momentum", "clip": "clip", "backend": "backend",
                  "probe_every": "probe_every", "dtype": "dtype", "seq_len": "seq_len", "seed": "seed",
-                 "cell": "cells"}
+                 "cell": "cells", "init": "init", "rnn_activation": "rnn_activation"}
 
 
 def config_from_session(path: str) -> TrainConfig:

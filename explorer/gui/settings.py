@@ -18,6 +18,11 @@ from explorer.training import TrainConfig
 GUI_DEFAULTS = TrainConfig()
 
 
+#: the initialisations offered in the panel's list (any other string can be typed)
+INIT_CHOICES = ("default", "orthogonal", "identity", "forget-bias:1", "chrono", "orthogonal+forget-bias:1",
+                "rnn=identity")
+
+
 def cuda_unavailable_reason() -> str | None:
     """None when the CUDA backend is usable, else why not (shown as the disabled option's tooltip)."""
     import kernels
@@ -64,11 +69,18 @@ class SettingsPanel(QtWidgets.QWidget):
         form.addRow("task", self.task)
         self.seq_len = self._spin(1, 100_000, "lag T: the distance the information must be carried")
         form.addRow("lag T", self.seq_len)
+        from kernels import cells as registry
+
         cells = QtWidgets.QHBoxLayout()
-        self.rnn = QtWidgets.QCheckBox("RNN")
-        self.lstm = QtWidgets.QCheckBox("LSTM")
-        cells.addWidget(self.rnn)
-        cells.addWidget(self.lstm)
+        #: one box per registered cell, in registry order (RNN, LSTM, GRU, ...)
+        self.cell_boxes: dict[str, QtWidgets.QCheckBox] = {}
+        for spec in registry.specs():
+            box = QtWidgets.QCheckBox(spec.label)
+            box.setToolTip(spec.equation)
+            box.setStyleSheet(f"QCheckBox {{ color: {spec.color}; font-weight: bold }}")
+            self.cell_boxes[spec.name] = box
+            cells.addWidget(box)
+        cells.addStretch(1)
         form.addRow("cells", cells)
         self.hidden = self._spin(1, 4096, "hidden units H")
         form.addRow("hidden size", self.hidden)
@@ -87,6 +99,17 @@ class SettingsPanel(QtWidgets.QWidget):
         form.addRow("steps", self.steps)
         self.seed = self._spin(0, 2**31 - 1, "seeds the weights, the batches and the probe sequence")
         form.addRow("seed", self.seed)
+        self.init = QtWidgets.QComboBox()
+        self.init.setEditable(True)
+        self.init.addItems(INIT_CHOICES)
+        self.init.setToolTip("initialisation of the recurrent weights and biases; editable: "
+                             "default | orthogonal[:gain] | identity[:s], +forget-bias[:b] or +chrono[:T_max]; "
+                             "per cell: lstm=chrono,rnn=identity")
+        form.addRow("initialisation", self.init)
+        self.rnn_activation = QtWidgets.QComboBox()
+        self.rnn_activation.addItems(["tanh", "relu"])
+        self.rnn_activation.setToolTip("the RNN's nonlinearity; relu with identity init is the IRNN (Le et al. 2015)")
+        form.addRow("RNN activation", self.rnn_activation)
         self.probe_every = self._spin(0, 1_000_000, "take a probe snapshot (gates, gradient flow) every N steps; "
                                                     "auto: about 60 per run")
         self.probe_every.setSpecialValueText("auto")
@@ -124,13 +147,14 @@ class SettingsPanel(QtWidgets.QWidget):
         form.addRow(self.error)
 
         self.set_config(GUI_DEFAULTS)
-        for w in (self.task, self.optimizer, self.backend):
+        for w in (self.task, self.optimizer, self.backend, self.rnn_activation):
             w.currentIndexChanged.connect(self._emit)
+        self.init.currentTextChanged.connect(self._emit)
         for w in (self.seq_len, self.hidden, self.batch, self.steps, self.seed, self.probe_every):
             w.valueChanged.connect(self._emit)
         for w in (self.lr, self.clip, self.data_dir):
             w.textChanged.connect(self._emit)
-        for w in (self.rnn, self.lstm):
+        for w in self.cell_boxes.values():
             w.toggled.connect(self._emit)
         self._emit()
 
@@ -151,8 +175,10 @@ class SettingsPanel(QtWidgets.QWidget):
     def set_config(self, cfg: TrainConfig) -> None:
         self.task.setCurrentText(cfg.task)
         self.seq_len.setValue(cfg.seq_len)
-        self.rnn.setChecked("rnn" in cfg.cells)
-        self.lstm.setChecked("lstm" in cfg.cells)
+        for name, box in self.cell_boxes.items():
+            box.setChecked(name in cfg.cells)
+        self.init.setCurrentText(cfg.init)
+        self.rnn_activation.setCurrentText(cfg.rnn_activation)
         self.hidden.setValue(cfg.hidden)
         self.batch.setValue(cfg.batch)
         self.optimizer.setCurrentText(cfg.optimizer)
@@ -175,16 +201,17 @@ class SettingsPanel(QtWidgets.QWidget):
 
     def config(self) -> TrainConfig:
         """The validated config; raises :class:`ConfigError` naming the bad field."""
-        cells = tuple(c for c, box in (("rnn", self.rnn), ("lstm", self.lstm)) if box.isChecked())
+        cells = tuple(c for c, box in self.cell_boxes.items() if box.isChecked())
         if not cells:
-            raise ConfigError("cells: tick RNN, LSTM or both")
+            raise ConfigError(f"cells: tick one or more of {', '.join(b.text() for b in self.cell_boxes.values())}")
         if self.backend.currentData() == "cuda" and self.cuda_reason:
             raise ConfigError(f"backend: CUDA is unavailable: {self.cuda_reason}")
         cfg = TrainConfig(task=self.task.currentText(), seq_len=self.seq_len.value(), cells=cells,
                           hidden=self.hidden.value(), batch=self.batch.value(), steps=self.steps.value(),
                           optimizer=self.optimizer.currentText(), lr=self._number(self.lr.text(), "learning rate"),
                           clip=self._number(self.clip.text(), "clip norm"), seed=self.seed.value(),
-                          backend=self.backend.currentData(), probe_every=self.probe_every.value())
+                          backend=self.backend.currentData(), probe_every=self.probe_every.value(),
+                          init=self.init.currentText().strip(), rnn_activation=self.rnn_activation.currentText())
         return cfg.validate()
 
     def folder(self) -> str:
