@@ -22,7 +22,8 @@ import os
 import numpy as np
 
 from explorer import __version__
-from explorer.training import PARAM_GRAD_NAMES, ProbeRecord, RunInfo, StatusRecord, StepRecord, TrainConfig
+from explorer.training import (PARAM_GRAD_NAMES, ProbeRecord, RunInfo, SolvedRecord, StatusRecord, StepRecord,
+                               TestRecord, TrainConfig)
 from sessions import SessionWriter
 
 
@@ -59,7 +60,8 @@ class SessionRecorder:
                     higher_is_better=info.higher_is_better, baseline_loss=info.baseline_loss,
                     baseline_metric=info.baseline_metric, param_grad_names=list(PARAM_GRAD_NAMES),
                     param_dtype=getattr(config, "dtype", "float32"), gate_names=info.gate_names,
-                    cell_state=info.cell_state, init=info.init, cell_options=info.options)
+                    cell_state=info.cell_state, init=info.init, cell_options=info.options,
+                    stop_rule=info.stop_rule, test_size=info.test_size, sequence_rule=info.sequence_rule)
                 self._time[info.cell] = 0.0
             self._writer.start()
         except BaseException:
@@ -87,8 +89,13 @@ class SessionRecorder:
                            rec.gates, rec.c, rec.saturation)
         elif isinstance(rec, StatusRecord):
             w.set_status(rec.cell, rec.status, rec.message, rec.step)
+        elif isinstance(rec, SolvedRecord):
+            w.set_solved(rec.cell, rec.step, rec.sequences)
+        elif isinstance(rec, TestRecord):
+            w.append_test(rec.cell, rec.step, rec.wall_time, rec.loss, rec.metric, rec.wrong, rec.final)
         else:
-            raise TypeError(f"cannot record {type(rec).__name__}: expected StepRecord, ProbeRecord or StatusRecord")
+            raise TypeError(f"cannot record {type(rec).__name__}: expected StepRecord, ProbeRecord, StatusRecord, "
+                            "SolvedRecord or TestRecord")
 
     def finish(self, params: dict[str, dict[str, np.ndarray]]) -> None:
         """Write each cell's final parameters (``{cell: state_dict}``), flush and close.

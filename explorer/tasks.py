@@ -13,6 +13,13 @@ carries its loss, metric, chance baseline and "solved" rule:
   ``T`` steps of waiting, then reproduce the 10 symbols.
 - **temporal** — Hochreiter & Schmidhuber (1997), experiment 6a: classify the
   order of two X/Y symbols hidden among distractors.
+- **adding-hs97**, **temporal-hs97** — the same two experiments exactly as the paper
+  defines them: variable lengths in ``[T, T + T/10]``, the paper's per-sequence
+  "correct" rule and its stop rule (average training error below a bound and the
+  2,000 most recent training sequences all correct; :class:`PaperStopRule`).
+
+Every task also has a stop rule (:meth:`Task.stop_rule`) for ``--until-solved``
+and a held-out test set (:meth:`Task.test_batches`) covering all its lengths.
 
 Inputs are time-major one-hot or real vectors ``x : (L, B, n_in) float32``.
 """
@@ -27,7 +34,9 @@ import numpy as np
 
 from explorer.errors import ConfigError
 
-TASKS = ("adding", "copy", "temporal")
+TASKS = ("adding", "copy", "temporal", "adding-hs97", "temporal-hs97")
+#: the stop rules look at this many most recent training sequences (H&S 1997: "the 2000 most recent")
+STOP_WINDOW = 2000
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,48 @@ class Task(ABC):
         rule = (f"at {self.solved_threshold:g} or above" if self.higher_is_better
                 else f"below {self.solved_threshold:g}")
         return f"{self.label}, {lag}: {self.metric_label}, chance {self.baseline_metric:.3g}, solved {rule}"
+
+    # -- lengths, stop rule, test set, per-sequence rule ------------------------------------------
+    @property
+    def lengths(self) -> tuple[int, int]:
+        """Smallest and largest number of time steps a sequence can have (``(L, L)`` for fixed-length tasks)."""
+        return self.length, self.length
+
+    def probe_sequence(self, rng: np.random.Generator) -> Batch:
+        """The fixed probe sequence (batch of 1) at the task's longest length :attr:`length`."""
+        return self.sample(rng, 1)
+
+    def test_batches(self, rng: np.random.Generator, n: int) -> list[Batch]:
+        """A held-out test set of ``n`` sequences, as batches of one length each (one batch here)."""
+        return [self.sample(rng, n)] if n > 0 else []
+
+    #: the paper's per-sequence "correct" rule, in words ("" when the task has none)
+    sequence_rule: ClassVar[str] = ""
+
+    def correct(self, out: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+        """Per-sequence correctness ``(B,) bool`` under the paper's rule, or None when the task has none."""
+        return None
+
+    def loss(self, out: np.ndarray, y: np.ndarray) -> float:
+        """The training loss (``loss_kind``, as ``kernels.readout.readout_loss`` computes it) of readout
+        outputs ``out`` against ``y``, in float64 (for the held-out test set)."""
+        out = np.asarray(out, dtype=np.float64)
+        if self.loss_kind == "mse_last":
+            return float(np.mean((out.reshape(np.shape(y)) - y) ** 2))
+        logits = out.reshape(-1, out.shape[-1])
+        labels = np.asarray(y).reshape(-1)
+        z = logits - logits.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-np.mean(log_p[np.arange(labels.size), labels]))
+
+    def stop_rule(self, window: int = STOP_WINDOW) -> "StopRule":
+        """A fresh stop rule for ``--until-solved``: the solved threshold on the running mean of the
+        metric over the last ``window`` training sequences (the paper's rule for the ``-hs97`` tasks)."""
+        return MetricStopRule(self, window)
+
+    def rule_text(self, window: int = STOP_WINDOW) -> str:
+        """The stop rule in words."""
+        return self.stop_rule(window).describe()
 
 
 @dataclass(frozen=True)
@@ -265,7 +316,10 @@ class TemporalOrderTask(Task):
 
     def sample(self, rng: np.random.Generator, batch: int) -> Batch:
         """Return ``x : (T, B, 8) float32`` and ``y : (B,) int64``."""
-        T = self.seq_len
+        return self._sample_at(rng, batch, self.seq_len)
+
+    def _sample_at(self, rng: np.random.Generator, batch: int, T: int) -> Batch:
+        """``batch`` sequences of ``T`` steps (E first, B last), the X/Y windows those of :attr:`windows`."""
         (lo1, hi1), (lo2, hi2) = self.windows
         cols = np.arange(batch)
         sym = rng.integers(4, 8, size=(T, batch), dtype=np.int64)
@@ -284,7 +338,236 @@ class TemporalOrderTask(Task):
         return float(np.mean(np.argmax(out, axis=-1) == y))
 
 
-_TASK_TYPES: dict[str, type[Task]] = {t.name: t for t in (AddingTask, CopyTask, TemporalOrderTask)}
+class _VariableLength:
+    """Mixin of the paper-exact tasks: every sequence has ``L`` steps, ``L`` uniform in
+    ``[T, T + T//10]``.
+
+    The kernels take one length per batch, so a training batch draws ONE ``L`` (first, from the
+    batch stream) and all its sequences have that length; over training every length of the
+    range is seen equally often. The test set draws a length per sequence (the paper's
+    definition) and is evaluated in one batch per length, so it covers the whole range.
+    ``length`` (the session layout's L, the probe sequence) is the longest, ``T + T//10``.
+    """
+
+    @property
+    def length(self) -> int:
+        """``T + T//10``, the longest sequence."""
+        return self.seq_len + self.seq_len // 10
+
+    @property
+    def lengths(self) -> tuple[int, int]:
+        return self.seq_len, self.length
+
+    def _draw_length(self, rng: np.random.Generator, length: int | None) -> int:
+        lo, hi = self.lengths
+        if length is None:
+            return int(rng.integers(lo, hi + 1))
+        if not lo <= int(length) <= hi:
+            raise ValueError(f"length {length} outside this task's range [{lo}, {hi}]")
+        return int(length)
+
+    def probe_sequence(self, rng: np.random.Generator) -> Batch:
+        return self.sample(rng, 1, length=self.length)
+
+    def test_batches(self, rng: np.random.Generator, n: int) -> list[Batch]:
+        """``n`` sequences, each length uniform in ``[T, T + T//10]``: one batch per length drawn."""
+        lo, hi = self.lengths
+        counts = np.bincount(rng.integers(lo, hi + 1, size=n), minlength=hi + 1)[lo:] if n > 0 else []
+        return [self.sample(rng, int(c), length=lo + i) for i, c in enumerate(counts) if c]
+
+    def describe(self) -> str:
+        lo, hi = self.lengths
+        return (f"{self.label}, T={self.seq_len} (L={lo}..{hi}, one per batch): {self.metric_label}, chance "
+                f"{self.baseline_metric:.3g}, solved by the paper's rule: {self.rule_text()}")
+
+    def stop_rule(self, window: int = STOP_WINDOW) -> "StopRule":
+        """The paper's rule: average training error below :attr:`error_threshold` and the last
+        ``window`` training sequences all correct."""
+        return PaperStopRule(self, window)
+
+
+@dataclass(frozen=True)
+class AddingHS97Task(_VariableLength, Task):
+    """Adding problem exactly as Hochreiter & Schmidhuber (1997), experiment 4, define it.
+
+    Each step is a pair (value, marker), values U[-1, 1]; the sequence has ``L`` steps, ``L``
+    uniform in ``[T, T + T//10]`` (drawn once per training batch: see :class:`_VariableLength`).
+    X1 is marked (marker 1.0) among the first 10 pairs, X2 among the first ``T//2 - 1`` pairs
+    not already marked; the first and the last pair carry marker -1 unless marked, all others 0.
+    When the first pair is marked as X1, X1 is set to 0 (its value in the input too, so the target
+    stays the sum of the marked values). Target, read out at the last step (MSE):
+    ``0.5 + (X1 + X2) / 4``. Correct: ``|error| < 0.04``. Stop rule: average training error (the
+    MSE) below 0.01 over, and every one of, the 2,000 most recent training sequences correct.
+    Chance (always 0.5): MSE ``(E[X1²] + E[X2²]) / 16`` = 0.0396 with ``P(X1 at the first pair) =
+    1/10``. For ``T < 20`` (tests) X1 is drawn among the first ``T//2`` pairs so both marks stay
+    in the first half.
+    """
+
+    name: ClassVar[str] = "adding-hs97"
+    label: ClassVar[str] = "adding problem (H&S 1997 exp. 4)"
+    metric_label: ClassVar[str] = "MSE"
+    min_seq_len: ClassVar[int] = 4
+    n_in: ClassVar[int] = 2
+    n_out: ClassVar[int] = 1
+    loss_kind: ClassVar[str] = "mse_last"
+    metric_name: ClassVar[str] = "mse"
+    higher_is_better: ClassVar[bool] = False
+    solved_threshold: ClassVar[float] = 0.01   # the paper's bound on the average training error
+    tolerance: ClassVar[float] = 0.04          # a sequence is correct when |error| < tolerance
+    error_threshold: ClassVar[float] = 0.01    # the stop rule's bound on the average training error
+    sequence_rule: ClassVar[str] = "|error| < 0.04"
+
+    @property
+    def first_pairs(self) -> int:
+        """X1 is drawn among this many first pairs: 10 (``T//2`` below T = 20)."""
+        return min(10, self.seq_len // 2)
+
+    @property
+    def baseline_metric(self) -> float:
+        """MSE of always answering 0.5: ``(E[X1²] + E[X2²]) / 16``, ``E[X2²] = 1/3``, ``E[X1²] = (1 - 1/n)/3``."""
+        return ((1.0 - 1.0 / self.first_pairs) / 3.0 + 1.0 / 3.0) / 16.0
+
+    @property
+    def baseline_loss(self) -> float:
+        return self.baseline_metric
+
+    def sample(self, rng: np.random.Generator, batch: int, length: int | None = None) -> Batch:
+        """Return ``x : (L, B, 2) float32`` (value, marker) and ``y : (B,) float32``; ``L`` drawn unless given."""
+        L = self._draw_length(rng, length)
+        cols = np.arange(batch)
+        values = rng.uniform(-1.0, 1.0, size=(L, batch)).astype(np.float32)
+        p1 = rng.integers(0, self.first_pairs, size=batch)
+        k = rng.integers(0, self.seq_len // 2 - 1, size=batch)   # k-th of the first T/2 - 1 unmarked pairs
+        p2 = k + (k >= p1)
+        values[0, p1 == 0] = 0.0                                 # "we set X1 to zero"
+        marker = np.zeros((L, batch), dtype=np.float32)
+        marker[0] = marker[L - 1] = -1.0
+        marker[p1, cols] = 1.0
+        marker[p2, cols] = 1.0
+        y = (0.5 + (values[p1, cols] + values[p2, cols]) / 4.0).astype(np.float32)
+        return Batch(x=np.stack([values, marker], axis=-1), y=y)
+
+    def metric(self, out: np.ndarray, y: np.ndarray) -> float:
+        """MSE of predictions ``out : (B, 1)`` against ``y : (B,)``."""
+        return float(np.mean(self.sequence_error(out, y)))
+
+    def sequence_error(self, out: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Squared error of each sequence ``(B,)``: the paper's training error."""
+        return (np.asarray(out, dtype=np.float64).reshape(np.shape(y)) - y) ** 2
+
+    def correct(self, out: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.abs(np.asarray(out, dtype=np.float64).reshape(np.shape(y)) - y) < self.tolerance
+
+
+@dataclass(frozen=True)
+class TemporalOrderHS97Task(_VariableLength, TemporalOrderTask):
+    """Temporal order exactly as Hochreiter & Schmidhuber (1997), experiment 6a, define it.
+
+    As ``temporal`` (E first, B last, X/Y at ``t1`` in ``[T//10, T//5]`` and ``t2`` in
+    ``[T//2, 3T//5]``: the paper's 10..20 and 50..60 at T = 100), but each sequence has ``L``
+    steps, ``L`` uniform in ``[T, T + T//10]`` (the paper's 100..110), drawn once per training
+    batch. Trained as ``temporal``: 4 outputs, softmax cross-entropy. The paper's rule is applied
+    to the softmax outputs ``p``: a sequence is correct when every output's ``|p_k - target_k| <
+    0.3`` (target one-hot), i.e. ``p_true > 0.7``; its training error is ``sum_k (p_k -
+    target_k)²``. Stop rule: that error averaged over the 2,000 most recent training sequences
+    below 0.1 and all of them correct. Metric: accuracy (argmax), chance 0.25.
+    """
+
+    name: ClassVar[str] = "temporal-hs97"
+    label: ClassVar[str] = "temporal order (H&S 1997 exp. 6a)"
+    tolerance: ClassVar[float] = 0.3
+    error_threshold: ClassVar[float] = 0.1
+    sequence_rule: ClassVar[str] = "every softmax output within 0.3 of its 0/1 target"
+
+    def sample(self, rng: np.random.Generator, batch: int, length: int | None = None) -> Batch:
+        """Return ``x : (L, B, 8) float32`` and ``y : (B,) int64``; ``L`` drawn unless given."""
+        return self._sample_at(rng, batch, self._draw_length(rng, length))
+
+    def _softmax_error(self, out: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``|p_k - target_k|`` per sequence and output, ``(B, 4)``."""
+        z = np.asarray(out, dtype=np.float64)
+        p = np.exp(z - z.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        return np.abs(p - np.eye(self.n_out)[np.asarray(y)])
+
+    def sequence_error(self, out: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (self._softmax_error(out, y) ** 2).sum(axis=-1)
+
+    def correct(self, out: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (self._softmax_error(out, y) < self.tolerance).all(axis=-1)
+
+
+# ---------------------------------------------------------------------------------- stop rules
+class StopRule:
+    """Decides, step by step, when a run counts as solved (``--until-solved``).
+
+    Feed it every training step's readout outputs and targets with :meth:`update`; it returns
+    True from the first step at which the rule holds over the ``window`` most recent training
+    sequences (never before ``window`` sequences were seen).
+    """
+
+    def __init__(self, task: Task, window: int = STOP_WINDOW):
+        self.task, self.window = task, int(window)
+        self.seen = 0                  # training sequences seen so far
+
+    def update(self, out: np.ndarray, y: np.ndarray) -> bool:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def _push(self, ring: np.ndarray, values: np.ndarray) -> None:
+        """Append ``values`` to the ring buffer ``ring`` (size ``window``), position from ``seen``."""
+        values = values[-self.window:]
+        idx = (self.seen + np.arange(values.size)) % self.window
+        ring[idx] = values
+
+
+class MetricStopRule(StopRule):
+    """The task's solved threshold on the running mean of its metric over the last ``window``
+    sequences (each step's batch metric counts once per sequence of the batch)."""
+
+    def __init__(self, task: Task, window: int = STOP_WINDOW):
+        super().__init__(task, window)
+        self._ring = np.zeros(self.window, dtype=np.float64)
+
+    def update(self, out, y) -> bool:
+        n = int(np.shape(y)[-1])
+        self._push(self._ring, np.full(n, self.task.metric(out, y), dtype=np.float64))
+        self.seen += n
+        return self.seen >= self.window and self.task.solved(math.nan, float(self._ring.mean()))
+
+    def describe(self) -> str:
+        t = self.task
+        cmp = ">=" if t.higher_is_better else "<"
+        return f"mean {t.metric_name} over the last {self.window:,} training sequences {cmp} {t.solved_threshold:g}"
+
+
+class PaperStopRule(StopRule):
+    """Hochreiter & Schmidhuber (1997): the average training error over the last ``window``
+    sequences below the task's ``error_threshold`` and every one of them correct."""
+
+    def __init__(self, task: Task, window: int = STOP_WINDOW):
+        super().__init__(task, window)
+        self._ok = np.zeros(self.window, dtype=bool)
+        self._err = np.zeros(self.window, dtype=np.float64)
+
+    def update(self, out, y) -> bool:
+        ok = np.asarray(self.task.correct(out, y), dtype=bool).ravel()
+        self._push(self._ok, ok)
+        self._push(self._err, np.asarray(self.task.sequence_error(out, y), dtype=np.float64).ravel())
+        self.seen += ok.size
+        return (self.seen >= self.window and bool(self._ok.all())
+                and float(self._err.mean()) < self.task.error_threshold)
+
+    def describe(self) -> str:
+        t = self.task
+        return (f"average training error < {t.error_threshold:g} and the last {self.window:,} training "
+                f"sequences all correct ({t.sequence_rule})")
+
+
+_TASK_TYPES: dict[str, type[Task]] = {t.name: t for t in (AddingTask, CopyTask, TemporalOrderTask,
+                                                          AddingHS97Task, TemporalOrderHS97Task)}
 
 
 def make_task(name: str, seq_len: int) -> Task:

@@ -32,13 +32,17 @@ def cell_names() -> tuple[str, ...]:
 AUTO_PROBES = 60
 #: statuses a run can end in (plus "running" while it trains)
 STATUSES = ("running", "completed", "stopped", "diverged", "interrupted")
+#: spawn key of the held-out test set's seed stream (apart from the batch, probe and cell streams)
+TEST_STREAM = 0x7E57
+#: the test set is evaluated in chunks of at most this many time steps × sequences × hidden units
+TEST_CHUNK_ELEMENTS = 1 << 22
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (all cells share it)."""
 
-    task: str = "adding"            # "adding" | "copy" | "temporal" (explorer.tasks.TASKS)
+    task: str = "adding"            # "adding" | "copy" | "temporal" | "adding-hs97" | "temporal-hs97" (explorer.tasks.TASKS)
     seq_len: int = 100              # the lag T the task is built around
     cells: tuple[str, ...] = ("rnn", "lstm")  # cells trained side by side on the same batches (kernels.cells)
     hidden: int = 64                # hidden units H
@@ -54,6 +58,9 @@ class TrainConfig:
     dtype: str = "float32"          # "float32" | "float64"
     init: str = "default"           # initialisation, e.g. "chrono", "orthogonal+forget-bias:1" (kernels.inits)
     rnn_activation: str = "tanh"    # the RNN's nonlinearity: "tanh" | "relu" (relu + identity init: the IRNN)
+    until_solved: bool = False      # stop each cell when its task's stop rule holds; ``steps`` is then the cap
+    test_size: int = 2560           # held-out test sequences evaluated at the end of each run (0: none)
+    test_every: int = 0             # also evaluate the test set every this many steps (0: only at the end)
 
     def __post_init__(self):
         if isinstance(self.cells, str):
@@ -83,6 +90,9 @@ class TrainConfig:
             need(self.seq_len >= 2, f"the adding problem needs seq-len >= 2 (one marker per half), got {self.seq_len}")
         if self.task == "temporal":
             need(self.seq_len >= 10, f"the temporal order task needs seq-len >= 10, got {self.seq_len}")
+        from explorer.tasks import make_task
+
+        make_task(self.task, self.seq_len)     # every task's own minimum (ConfigError naming it)
         names = cell_names()
         need(len(self.cells) > 0, f"cells is empty: give one or more of {', '.join(names)}, e.g. rnn,lstm")
         for cell in self.cells:
@@ -111,6 +121,12 @@ class TrainConfig:
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
         need(self.rnn_activation in ("tanh", "relu"),
              f"rnn-activation must be tanh or relu, got {self.rnn_activation!r}")
+        need(isinstance(self.until_solved, (bool, np.bool_)),
+             f"until-solved must be true or false, got {self.until_solved!r}")
+        need(is_int(self.test_size) and 0 <= self.test_size <= 1_000_000,
+             f"test-size must be an integer from 0 to 1000000 (0: no test set), got {self.test_size!r}")
+        need(is_int(self.test_every) and self.test_every >= 0,
+             f"test-every must be an integer >= 0 (0: only at the end), got {self.test_every!r}")
         self.init_spec()
         return self
 
@@ -198,7 +214,32 @@ class StatusRecord:
     message: str = ""          # why (e.g. "loss became nan at step 812")
 
 
-Record = StepRecord | ProbeRecord | StatusRecord
+@dataclass
+class SolvedRecord:
+    """A cell's stop rule held for the first time (the task's solved rule; see ``Task.stop_rule``)."""
+
+    cell: str
+    step: int                  # steps done when it held
+    sequences: int             # training sequences seen by then: step × batch (H&S 1997's unit)
+    rule: str                  # the rule, in words
+    wall_time: float           # seconds since training started
+
+
+@dataclass
+class TestRecord:
+    """An evaluation of one cell on the held-out test set (its own seed stream, all lengths)."""
+
+    cell: str
+    step: int                  # steps done when evaluated
+    n: int                     # test sequences
+    loss: float                # task loss over the test set
+    metric: float              # task metric over the test set
+    wrong: int | None          # sequences wrong under the paper's per-sequence rule; None without one
+    wall_time: float           # seconds since training started
+    final: bool = False        # the end-of-run evaluation
+
+
+Record = StepRecord | ProbeRecord | StatusRecord | SolvedRecord | TestRecord
 
 
 @dataclass
@@ -219,6 +260,9 @@ class RunInfo:
     cell_state: bool | None = None  # probes carry a cell state c (the LSTM); None: when there are 4 gates
     init: str = "default"      # the initialisation this cell got, defaults filled in ("default+chrono:100")
     options: dict = dataclasses.field(default_factory=dict)  # the cell's kernel options (the RNN's activation)
+    stop_rule: str = ""        # the task's stop rule in words (what "solved" means for this run)
+    test_size: int = 0         # held-out test sequences evaluated (0: none)
+    sequence_rule: str = ""    # the paper's per-sequence "correct" rule ("" when the task has none)
 
 
 #: names of the per-parameter gradient norms in StepRecord.param_grad_norms
@@ -277,14 +321,19 @@ class Trainer:
                 cell, params, loss_kind=self.task.loss_kind, window=self.task.window,
                 optimizer=config.optimizer, lr=config.lr, momentum=config.momentum, clip=config.clip,
                 **config.cell_options(cell))
-        #: the fixed probe sequence (L, 1, n_in), drawn once from the seed
-        self.probe_x = self.task.sample(np.random.default_rng(probe_seed), 1).x
+        #: the fixed probe sequence (L, 1, n_in), drawn once from the seed (the longest length of the task)
+        self.probe_x = self.task.probe_sequence(np.random.default_rng(probe_seed)).x
+        #: the held-out test set's own stream: the same sequences for every cell of this seed
+        self._test_seed = np.random.SeedSequence(config.seed, spawn_key=(TEST_STREAM,))
+        self._test_set = None
+        rule = self.task.rule_text()
         self.runs = [RunInfo(cell=cell, param_count=m.param_count,
                              param_shapes={k: tuple(v.shape) for k, v in self.state_dict(cell).items()},
                              length=self.task.length, hidden=config.hidden,
                              n_gates=self.specs[cell].n_gates, gate_names=self.specs[cell].gates,
                              cell_state="c" in self.specs[cell].states,
                              init=self.inits[cell], options=config.cell_options(cell),
+                             stop_rule=rule, test_size=config.test_size, sequence_rule=self.task.sequence_rule,
                              metric_name=self.task.metric_name,
                              higher_is_better=self.task.higher_is_better,
                              baseline_loss=float(self.task.baseline_loss),
@@ -328,22 +377,72 @@ class Trainer:
             saturation = gate_saturation(gates, [spec.gate_index(g) for g in spec.tanh_gates])
         if "c" in fwd.states:
             c = fwd.states["c"][:, 0].astype(np.float32)
-        return ProbeRecord(cell=cell, step=step, grad_norm_t=grad_norm_t.astype(np.float32),
-                           h=h, gates=gates, c=c, saturation=saturation)
+        L = self.task.length
+        gn = np.full(L, np.nan, dtype=np.float32)     # a shorter batch (variable-length tasks): NaN beyond its end
+        gn[:min(L, len(grad_norm_t))] = grad_norm_t[:L]
+        return ProbeRecord(cell=cell, step=step, grad_norm_t=gn, h=h, gates=gates, c=c, saturation=saturation)
+
+    def test_set(self) -> list:
+        """The held-out test set (``config.test_size`` sequences, every length of the task), drawn once."""
+        if self._test_set is None:
+            self._test_set = self.task.test_batches(np.random.default_rng(self._test_seed), self.config.test_size)
+        return self._test_set
+
+    def evaluate(self, cell: str) -> dict:
+        """``cell`` on the held-out test set: ``{"n", "loss", "metric", "wrong"}`` (``wrong`` None when
+        the task has no per-sequence rule). Forward passes only, in chunks; training is not touched."""
+        model, task = self.models[cell], self.task
+        state = model.state()
+        W, b = state["readout.weight"].astype(np.float64), state["readout.bias"].astype(np.float64)
+        n = 0
+        loss = metric = 0.0
+        wrong = 0 if task.sequence_rule else None
+        for batch in self.test_set():
+            L, B = batch.x.shape[:2]
+            chunk = max(1, TEST_CHUNK_ELEMENTS // (L * max(self.config.hidden, 1)))
+            for j in range(0, B, chunk):
+                x = np.ascontiguousarray(batch.x[:, j:j + chunk])
+                y = batch.y[..., j:j + chunk]
+                h = model.probe(x).h[L - task.window:].astype(np.float64)   # (window, b, H)
+                out = h @ W.T + b
+                out = out[0] if task.window == 1 else out
+                k = x.shape[1]
+                loss += task.loss(out, y) * k
+                metric += task.metric(out, y) * k
+                if wrong is not None:
+                    wrong += int(k - np.count_nonzero(task.correct(out, y)))
+                n += k
+        if not n:
+            return {"n": 0, "loss": math.nan, "metric": math.nan, "wrong": None}
+        return {"n": n, "loss": loss / n, "metric": metric / n, "wrong": wrong}
+
+    def _test_record(self, cell: str, step: int, wall_time: float, final: bool) -> "TestRecord":
+        return TestRecord(cell=cell, step=step, wall_time=wall_time, final=final, **self.evaluate(cell))
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self):
         """Train; yield :data:`Record` objects. Probes are taken at step 1, every ``probe_interval``
         steps and at the last step. A cell whose loss or gradient becomes non-finite ends
-        ``diverged``; the others go on."""
+        ``diverged``; the others go on.
+
+        Every cell's stop rule (``task.stop_rule()``) is fed every step; the first step it holds
+        yields a :class:`SolvedRecord`. With ``until_solved`` that cell then stops (``completed``,
+        the message says when it solved) while the others go on up to ``steps``. Each cell that
+        completes is evaluated on the held-out test set (:class:`TestRecord`, ``final=True``;
+        also every ``test_every`` steps when set) before its status record."""
         import time
 
         cfg = self.config
         batches = np.random.default_rng(self._batch_seed)
         active = list(self.models)
+        rules = {cell: self.task.stop_rule() for cell in active}
+        solved: dict[str, int] = {}
         for cell in active:
             yield StatusRecord(cell, "running", 0)
         clock, paused_for = time.perf_counter(), 0.0
+
+        def now() -> float:
+            return time.perf_counter() - clock - paused_for
         for step in range(1, cfg.steps + 1):
             if not self._running.is_set():
                 t_pause = time.perf_counter()
@@ -365,10 +464,29 @@ class Trainer:
                     continue
                 yield StepRecord(cell=cell, step=step, loss=stats.loss, metric=self.task.metric(stats.out, batch.y),
                                  grad_norm=stats.grad_norm, param_grad_norms=stats.param_grad_norms,
-                                 wall_time=time.perf_counter() - clock - paused_for)
-                if step == 1 or step % cfg.probe_interval == 0 or step == cfg.steps:
+                                 wall_time=now())
+                done = False
+                if cell not in solved and rules[cell].update(stats.out, batch.y):
+                    solved[cell] = step
+                    yield SolvedRecord(cell, step, step * cfg.batch, rules[cell].describe(), now())
+                    done = cfg.until_solved
+                if step == 1 or step % cfg.probe_interval == 0 or step == cfg.steps or done:
                     yield self.probe(cell, step, stats.dh_norm)
+                if done:
+                    active.remove(cell)
+                    if cfg.test_size:
+                        yield self._test_record(cell, step, now(), final=True)
+                    yield StatusRecord(cell, "completed", step,
+                                       f"solved at step {step:,} ({step * cfg.batch:,} sequences): {rules[cell].describe()}")
+                elif cfg.test_size and cfg.test_every and step % cfg.test_every == 0 and step != cfg.steps:
+                    yield self._test_record(cell, step, now(), final=False)
             if not active:
                 return
         for cell in active:
-            yield StatusRecord(cell, "completed", cfg.steps)
+            if cfg.test_size:
+                yield self._test_record(cell, cfg.steps, now(), final=True)
+            message = ""
+            if cfg.until_solved and cell not in solved:
+                message = (f"not solved within the cap of {cfg.steps:,} steps ({cfg.steps * cfg.batch:,} sequences): "
+                           f"{rules[cell].describe()}")
+            yield StatusRecord(cell, "completed", cfg.steps, message)

@@ -632,6 +632,46 @@ class Run:
             return None
         return {k: ds[()] for k, ds in self._g["params"].items() if isinstance(ds, h5py.Dataset)}
 
+    @property
+    def solved_at(self) -> dict[str, int] | None:
+        """(1.2) ``{"step", "sequences"}`` where the task's stop rule first held; None if it did not
+        (or the file predates 1.2)."""
+        if "solved_step" not in self._g:
+            return None
+        ds, seq = self._g["solved_step"], self._g["solved_sequences"]
+        if self._swmr_live():
+            ds.refresh(), seq.refresh()
+        step = int(ds[()])
+        return {"step": step, "sequences": int(seq[()])} if step > 0 else None
+
+    @property
+    def tests(self) -> list[dict]:
+        """(1.2) Every held-out test evaluation, oldest first: ``{"step", "time", "n", "loss", "metric",
+        "wrong" (None without a per-sequence rule), "final"}``; [] without one (or before 1.2)."""
+        g = self._g.get("test")
+        if not isinstance(g, h5py.Group) or "step" not in g:
+            return []
+        if self._swmr_live():
+            for ds in g.values():
+                ds.refresh()
+        cols = {k: g[k] for k in ("step", "time", "loss", "metric", "wrong", "final") if k in g}
+        n = _valid_rows(g["step"], min(self._rows(ds) for ds in cols.values()))
+        data = {k: ds[:n] for k, ds in cols.items()}
+        size = int(g.attrs.get("n", 0))
+        return [{"step": int(data["step"][i]), "time": float(data["time"][i]), "n": size,
+                 "loss": float(data["loss"][i]), "metric": float(data["metric"][i]),
+                 "wrong": int(data["wrong"][i]) if int(data["wrong"][i]) >= 0 else None,
+                 "final": bool(data["final"][i])} for i in range(n)]
+
+    @property
+    def test(self) -> dict | None:
+        """(1.2) The latest held-out test evaluation (the end-of-run one when ``final``), or None."""
+        tests = self.tests
+        return tests[-1] if tests else None
+
+    def _swmr_live(self) -> bool:
+        return bool(self._session._swmr)
+
     def __repr__(self) -> str:
         return f"<Run {self.name!r} cell={self.cell} status={self.status} steps={self.steps}>"
 

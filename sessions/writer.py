@@ -44,7 +44,7 @@ from sessions.errors import (
 #: root attribute ``format``: what kind of file this is
 FORMAT_NAME = "lstm-explorer-session"
 #: root attribute ``format_version`` (semver: readers read the same major, refuse a newer one)
-FORMAT_VERSION = "1.1.0"
+FORMAT_VERSION = "1.2.0"
 #: every status a run can have in the file ("interrupted" is normally derived by readers)
 STATUSES = ("running", "completed", "stopped", "diverged", "interrupted")
 #: LSTM gate order, as in PyTorch: the gate names of a 1.0 file with 4 gates
@@ -64,6 +64,9 @@ SCALAR_CHUNK_ROWS = 1024
 SPACE_RESERVE_BYTES = 4 << 20
 
 _SERIES = ("loss", "metric", "grad_norm")
+#: (1.2) columns of a run's held-out test evaluations, ``test/<column>``, one row per evaluation
+TEST_COLUMNS = {"step": np.int64, "time": np.float64, "loss": np.float64, "metric": np.float64,
+                "wrong": np.int64, "final": np.int8}
 
 
 def _now_iso() -> str:
@@ -192,6 +195,8 @@ class _RunLayout:
         self.status_step = group["status_step"]
         self.params_written = group["params_written"]
         self.last_step = 0
+        self.solved = (group["solved_step"], group["solved_sequences"])
+        self.test = {k: group[f"test/{k}"] for k in TEST_COLUMNS}
 
 
 class SessionWriter:
@@ -275,13 +280,15 @@ class SessionWriter:
                 metric_name: str, higher_is_better: bool, baseline_loss: float,
                 baseline_metric: float, param_grad_names: list[str],
                 param_dtype: str = "float32", gate_names=None, cell_state: bool | None = None,
-                init: str = "default", cell_options: Mapping[str, Any] | None = None) -> None:
+                init: str = "default", cell_options: Mapping[str, Any] | None = None,
+                stop_rule: str = "", test_size: int = 0, sequence_rule: str = "") -> None:
         """Create the full layout of one run (before :meth:`start`).
 
         ``gate_names`` name the ``n_gates`` gate blocks in PyTorch's row order (default: the LSTM's
         i, f, g, o when there are 4); ``cell_state`` says whether probes carry a cell state ``c``
         (default: when there are 4 gates, as in 1.0 files); ``init`` and ``cell_options`` (1.1) record
-        the initialisation and the cell's kernel options (the RNN's activation).
+        the initialisation and the cell's kernel options (the RNN's activation); ``stop_rule``,
+        ``test_size`` and ``sequence_rule`` (1.2) describe what "solved" means and the held-out test set.
         """
         self._check_open()
         if self._started:
@@ -321,6 +328,14 @@ class SessionWriter:
             g.create_dataset("message", data=np.bytes_(b""), dtype=f"S{MESSAGE_BYTES}")
             g.create_dataset("status_step", data=np.int64(0))
             g.create_dataset("params_written", data=np.int8(0))
+            g.attrs["stop_rule"] = str(stop_rule)
+            g.create_dataset("solved_step", data=np.int64(0))
+            g.create_dataset("solved_sequences", data=np.int64(0))
+            tg = g.create_group("test")
+            tg.attrs["n"] = np.int64(test_size)
+            tg.attrs["sequence_rule"] = str(sequence_rule)
+            for col, kind in TEST_COLUMNS.items():
+                _grow_1d(tg, col, kind)
 
             sc = g.create_group("scalars")
             loss = sc.create_group("loss")
@@ -444,6 +459,36 @@ class SessionWriter:
             run.status_step[()] = np.int64(run.last_step if step is None else step)
         except Exception as exc:
             self._fail(exc, f"writing the status of run {name!r}")
+        self.flush()
+
+    def set_solved(self, name: str, step: int, sequences: int) -> None:
+        """(1.2) Run ``name``'s stop rule held at ``step``, after ``sequences`` training sequences."""
+        run = self._run_for_append(name)
+        self._flush_rows()
+        try:
+            run.solved[0][()] = np.int64(step)
+            run.solved[1][()] = np.int64(sequences)
+        except Exception as exc:
+            self._fail(exc, f"writing when run {name!r} was solved")
+        self.flush()
+
+    def append_test(self, name: str, step: int, wall_time: float, loss: float, metric: float,
+                    wrong: int | None, final: bool = False) -> None:
+        """(1.2) One evaluation of run ``name`` on its held-out test set (``wrong`` None: no per-sequence rule)."""
+        run = self._run_for_append(name)
+        row = {"step": int(step), "time": float(wall_time), "loss": float(loss), "metric": float(metric),
+               "wrong": -1 if wrong is None else int(wrong), "final": int(bool(final))}
+        self._flush_rows()
+        try:
+            n = run.test["step"].shape[0]
+            for col in TEST_COLUMNS:      # step last: a reader counts rows by the shortest column
+                if col != "step":
+                    run.test[col].resize((n + 1,))
+                    run.test[col][n] = row[col]
+            run.test["step"].resize((n + 1,))
+            run.test["step"][n] = row["step"]
+        except Exception as exc:
+            self._fail(exc, f"writing a test evaluation of run {name!r}")
         self.flush()
 
     def write_params(self, name: str, params: Mapping[str, np.ndarray]) -> None:

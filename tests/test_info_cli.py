@@ -11,6 +11,7 @@ import pytest
 
 from explorer.commands import info
 from sessions import SessionWriter
+from sessions.writer import FORMAT_VERSION
 from tests.sessions_support import add_run, write_session
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,10 +34,11 @@ def test_json_has_exactly_the_documented_shape(good, capsys):
 
     assert main(["info", "--json", str(good)]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"format_version", "runs"} and doc["format_version"] == "1.0.0"
+    assert set(doc) == {"format_version", "runs"} and doc["format_version"] == FORMAT_VERSION
     assert [r["name"] for r in doc["runs"]] == ["rnn", "lstm"]
     for r in doc["runs"]:
-        assert set(r) == {"name", "cell", "config", "status", "steps", "final", "baseline"}
+        assert set(r) == {"name", "cell", "config", "status", "steps", "final", "baseline", "solved_at", "test"}
+        assert r["solved_at"] is None and r["test"] is None     # this writer recorded neither
         assert r["cell"] == r["name"] and r["status"] == "completed" and r["steps"] == 40
         assert r["config"]["cells"] == ["rnn", "lstm"]
         k = 1.0 if r["name"] == "rnn" else 2.0
@@ -70,7 +72,7 @@ def test_text_output(good, capsys):
 
     assert main(["info", str(good)]) == 0
     out = capsys.readouterr().out
-    assert "format 1.0.0" in out
+    assert f"format {FORMAT_VERSION}" in out
     assert "run rnn (rnn): completed, 40 of 40 steps" in out
     assert "run lstm (lstm): completed" in out
     assert "final:    loss 0.05   mse 0.0487805" in out   # lstm: 2/40, 2/41

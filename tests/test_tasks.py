@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from explorer.errors import ConfigError
 from explorer.tasks import TASKS, Batch, make_task
 
-MIN_T = {"adding": 2, "copy": 1, "temporal": 10}
+MIN_T = {"adding": 2, "copy": 1, "temporal": 10, "adding-hs97": 4, "temporal-hs97": 10}
 
 
 def softmax_ce(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -28,15 +28,16 @@ def test_shapes_and_dtypes(name, extra):
     task = make_task(name, T)
     batch = task.sample(np.random.default_rng(0), 5)
     assert isinstance(batch, Batch)
-    L = {"adding": T, "temporal": T, "copy": T + 20}[name]
+    L = {"adding": T, "temporal": T, "copy": T + 20, "adding-hs97": T + T // 10, "temporal-hs97": T + T // 10}[name]
     assert (task.name, task.seq_len, task.length) == (name, T, L)
-    assert batch.x.shape == (L, 5, task.n_in) and batch.x.dtype == np.float32
+    assert T <= batch.x.shape[0] <= L       # variable-length tasks: one length per batch in [T, T + T//10]
+    assert batch.x.shape[1:] == (5, task.n_in) and batch.x.dtype == np.float32
     if name == "copy":
         assert batch.y.shape == (L, 5) and batch.y.dtype == np.int64
         assert task.window == L
     else:
         assert batch.y.shape == (5,)
-        assert batch.y.dtype == (np.float32 if name == "adding" else np.int64)
+        assert batch.y.dtype == (np.float32 if name.startswith("adding") else np.int64)
         assert task.window == 1
 
 
@@ -204,7 +205,7 @@ def test_temporal_metric_and_solved():
 # -- make_task errors ------------------------------------------------------------------
 
 def test_unknown_task_lists_the_choices():
-    with pytest.raises(ConfigError, match="adding, copy, temporal"):
+    with pytest.raises(ConfigError, match="adding, copy, temporal, adding-hs97, temporal-hs97"):
         make_task("parity", 10)
 
 

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="an HDF5 session file (lstm-explorer train --out FILE)")
     parser.add_argument("--json", action="store_true",
                         help="print JSON: {format_version, runs: [{name, cell, config, status, steps, "
-                             "final, baseline}]} (NaN as null)")
+                             "final, baseline, solved_at, test}]} (NaN as null)")
     parser.add_argument("--check", action="store_true",
                         help="also validate the file against the schema; exit 1 if it has problems")
 
@@ -61,8 +61,25 @@ def summary(session) -> dict:
             "steps": int(run.steps),
             "final": {"loss": _num(final["loss"]), "metric": _num(final["metric"])},
             "baseline": {"loss": _num(run.baseline["loss"]), "metric": _num(run.baseline["metric"])},
+            "solved_at": _solved_at(run),
+            "test": _test(run),
         })
     return {"format_version": session.format_version, "runs": runs}
+
+
+def _solved_at(run) -> dict | None:
+    """(session format 1.2) ``{"step", "sequences"}`` where the run's stop rule first held, else None."""
+    at = getattr(run, "solved_at", None)
+    return {"step": int(at["step"]), "sequences": int(at["sequences"])} if at else None
+
+
+def _test(run) -> dict | None:
+    """(1.2) The run's latest held-out test evaluation ``{"n", "loss", "metric", "wrong", "step"}``, else None."""
+    t = getattr(run, "test", None)
+    if not t:
+        return None
+    return {"n": int(t["n"]), "loss": _num(t["loss"]), "metric": _num(t["metric"]),
+            "wrong": None if t["wrong"] is None else int(t["wrong"]), "step": int(t["step"])}
 
 
 def _fmt(x) -> str:
@@ -98,6 +115,14 @@ def print_text(session, out=None) -> None:
         print(f"  final:    loss {_fmt(final['loss'])}   {run.metric_name} {_fmt(final['metric'])}", file=out)
         print(f"  baseline: loss {_fmt(base['loss'])}   {run.metric_name} {_fmt(base['metric'])}"
               f"   (chance level; {run.metric_name}: {better})", file=out)
+        at, test = _solved_at(run), _test(run)
+        if at or "until_solved" in run.config:      # a file of format 1.2 or later
+            print(f"  solved:   " + (f"at step {at['step']:,} ({at['sequences']:,} training sequences)" if at
+                                    else "no (the stop rule never held)"), file=out)
+        if test:
+            wrong = "" if test["wrong"] is None else f"   wrong {test['wrong']:,} of {test['n']:,}"
+            print(f"  test:     {test['n']:,} held-out sequences at step {test['step']:,}: loss {_fmt(test['loss'])}"
+                  f"   {run.metric_name} {_fmt(test['metric'])}{wrong}", file=out)
         print(f"  probes:   {run.n_probes}   final parameters: {'saved' if run.params is not None else 'not saved'}",
               file=out)
 

@@ -24,7 +24,7 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """The training options shared by ``train`` and ``sweep``. Their parsed value is None when not
     given, so a base configuration (TrainConfig's defaults, or ``--from FILE``'s) fills them in."""
     d = TrainConfig()
-    p.add_argument("--task", help=f"adding | copy | temporal (default: {d.task})")
+    p.add_argument("--task", help=f"adding | copy | temporal | adding-hs97 | temporal-hs97 (default: {d.task})")
     p.add_argument("--hidden", type=int, help=f"hidden units H (default: {d.hidden})")
     p.add_argument("--batch", type=int, help=f"sequences per step B (default: {d.batch})")
     p.add_argument("--steps", type=int, help=f"training steps (default: {d.steps})")
@@ -40,6 +40,13 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
                                   "+forget-bias[:b] or +chrono[:T_max]; per cell: lstm=chrono,rnn=identity "
                                   f"(default: {d.init})")
     p.add_argument("--rnn-activation", help=f"the RNN's nonlinearity: tanh | relu (default: {d.rnn_activation})")
+    p.add_argument("--until-solved", action="store_true", default=None,
+                   help="stop each cell when its task's stop rule holds (the paper's rule for the -hs97 tasks, "
+                        "else the solved threshold on the mean metric of the last 2,000 sequences); "
+                        "--steps is then the cap")
+    p.add_argument("--test-size", type=int, help=f"held-out test sequences evaluated at the end of each run, "
+                                                 f"0 = none (default: {d.test_size})")
+    p.add_argument("--test-every", type=int, help="also evaluate the test set every N steps (default: 0, only at the end)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,7 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 OPTION_FIELDS = {"task": "task", "hidden": "hidden", "batch": "batch", "steps": "steps", "optimizer": "optimizer",
                  "lr": "lr", "momentum": "momentum", "clip": "clip", "backend": "backend",
                  "probe_every": "probe_every", "dtype": "dtype", "seq_len": "seq_len", "seed": "seed",
-                 "cell": "cells", "init": "init", "rnn_activation": "rnn_activation"}
+                 "cell": "cells", "init": "init", "rnn_activation": "rnn_activation",
+                 "until_solved": "until_solved", "test_size": "test_size", "test_every": "test_every"}
 
 
 def config_from_session(path: str) -> TrainConfig:
@@ -108,10 +116,16 @@ def warm_up_kernels(trainer, out=sys.stderr) -> None:
     print(f" {how} in {info['seconds']:.1f} s", file=out, flush=True)
 
 
-def summarize(trainer, history: dict, statuses: dict) -> list[dict]:
-    """Per cell: status, steps, final loss/metric (mean of the last steps), baseline, solved, steps/s."""
+def summarize(trainer, history: dict, statuses: dict, outcomes: dict | None = None) -> list[dict]:
+    """Per cell: status, steps, final loss/metric (mean of the last steps), baseline, solved, steps/s,
+    and from ``outcomes`` (:func:`collect_outcome`) where the stop rule held (``solved_at``) and the
+    final test evaluation (``test``). With ``until_solved``, or a task with the paper's per-sequence
+    rule, "solved" means the stop rule held; otherwise the solved threshold on the final metric."""
     rows = []
+    outcomes = outcomes or {}
+    by_rule = trainer.config.until_solved or bool(trainer.task.sequence_rule)
     for info in trainer.runs:
+        out = outcomes.get(info.cell, {})
         h = history.get(info.cell, {"loss": [], "metric": [], "time": []})
         n = len(h["loss"])
         loss = sum(h["loss"][-FINAL_WINDOW:]) / min(n, FINAL_WINDOW) if n else math.nan
@@ -121,9 +135,39 @@ def summarize(trainer, history: dict, statuses: dict) -> list[dict]:
                          message=statuses.get(info.cell, ("", ""))[1], steps=n, loss=loss, metric=metric,
                          metric_name=info.metric_name, baseline_loss=info.baseline_loss,
                          baseline_metric=info.baseline_metric,
-                         solved=bool(n) and trainer.task.solved(loss, metric),
-                         steps_per_s=n / seconds if seconds > 0 else math.nan))
+                         solved=(out.get("solved_at") is not None) if by_rule
+                         else bool(n) and trainer.task.solved(loss, metric),
+                         steps_per_s=n / seconds if seconds > 0 else math.nan,
+                         seconds=seconds, solved_at=out.get("solved_at"), test=out.get("test")))
     return rows
+
+
+def collect_outcome(outcomes: dict, rec) -> None:
+    """Keep a :class:`SolvedRecord` / final :class:`TestRecord` in ``outcomes[cell]`` (for :func:`summarize`)."""
+    from explorer.training import SolvedRecord, TestRecord
+
+    if isinstance(rec, SolvedRecord):
+        outcomes.setdefault(rec.cell, {})["solved_at"] = {"step": rec.step, "sequences": rec.sequences}
+    elif isinstance(rec, TestRecord):
+        outcomes.setdefault(rec.cell, {})["test"] = {"n": rec.n, "loss": rec.loss, "metric": rec.metric,
+                                                     "wrong": rec.wrong, "step": rec.step}
+
+
+def solved_text(r: dict) -> str:
+    """The summary's "solved" cell: "step N (M seq)" where the stop rule held, else yes/no."""
+    at = r.get("solved_at")
+    if at:
+        return f"step {at['step']:,} ({at['sequences']:,} seq)"
+    return "yes" if r["solved"] else "no"
+
+
+def test_text(r: dict) -> str:
+    """The summary's "test" cell: test metric, and wrong of n where the task has a per-sequence rule."""
+    t = r.get("test")
+    if not t:
+        return "-"
+    wrong = f", {t['wrong']}/{t['n']} wrong" if t.get("wrong") is not None else f" (n={t['n']})"
+    return f"{t['metric']:.4g}{wrong}"
 
 
 def print_summary(rows: list[dict], task_line: str, out=None) -> None:
@@ -132,11 +176,14 @@ def print_summary(rows: list[dict], task_line: str, out=None) -> None:
 
     out = sys.stdout if out is None else out
     print(task_line, file=out)
-    columns = (("cell", "left"), ("status", "left"), ("steps", "right"), ("loss", "right"), ("metric", "right"),
-               ("baseline", "right"), ("solved", "right"), ("steps/s", "right"))
+    columns = [("cell", "left"), ("status", "left"), ("steps", "right"), ("loss", "right"), ("metric", "right"),
+               ("baseline", "right"), ("solved", "right"), ("steps/s", "right")]
+    tested = any(r.get("test") for r in rows)
+    if tested:
+        columns.append(("test", "right"))
     print_table(columns, [(r["cell"], r["status"], r["steps"], f"{r['loss']:.4g}", f"{r['metric_name']} {r['metric']:.4g}",
-                           f"{r['baseline_metric']:.4g}", "yes" if r["solved"] else "no", f"{r['steps_per_s']:.1f}")
-                          for r in rows], out=out)
+                           f"{r['baseline_metric']:.4g}", solved_text(r), f"{r['steps_per_s']:.1f}")
+                          + ((test_text(r),) if tested else ()) for r in rows], out=out)
     for r in rows:
         if r["message"] and r["status"] == "diverged":
             print(f"note: {r['message']}", file=out)
@@ -159,11 +206,13 @@ def run(args: argparse.Namespace) -> int:
     bar = None if args.quiet else ProgressLine(config.steps, lambda: "  ".join(
         f"{c} loss {h['loss'][-1]:.4g}" for c, h in history.items() if h["loss"]))
     statuses: dict[str, tuple[str, str]] = {}
+    outcomes: dict[str, dict] = {}
     interrupted = False
     try:
         for rec in trainer.run():
             if recorder is not None:
                 recorder.record(rec)
+            collect_outcome(outcomes, rec)
             if isinstance(rec, StepRecord):
                 h = history[rec.cell]
                 h["loss"].append(rec.loss), h["metric"].append(rec.metric), h["time"].append(rec.wall_time)
@@ -187,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
         if recorder is not None:
             recorder.finish({c: trainer.state_dict(c) for c in config.cells})
-    print_summary(summarize(trainer, history, statuses), trainer.task.describe())
+    print_summary(summarize(trainer, history, statuses, outcomes), trainer.task.describe())
     if recorder is not None:
         print(f"session saved to {recorder.path}")
     if interrupted:
