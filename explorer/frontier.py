@@ -75,6 +75,8 @@ def frontier(results) -> list[dict]:
                 median_final_loss=_nanmedian(r.get("final_loss") for r in ran),
                 baseline_metric=float(base[0]) if base else math.nan,
                 n_diverged=sum(1 for r in ran if r.get("status") == "diverged"),
+                median_solved_sequences=_nanmedian(r.get("solved_sequences") for r in ran
+                                                   if r.get("solved") and (r.get("solved_sequences") or 0) > 0),
                 n_failed=len(rs) - n,
                 sessions=sorted((int(r["seed"]), r.get("session_path") or r.get("session", ""), bool(r.get("solved")))
                                 for r in ran),
@@ -184,7 +186,7 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return ""
-        if v == int(v) and abs(v) < 1e15:
+        if math.isfinite(v) and v == int(v) and abs(v) < 1e15:
             return str(int(v))
         return f"{v:.6g}"
     return str(v)

@@ -226,6 +226,7 @@ def _warm(trainer) -> None:
 def decay_ratio(grad_norm_t) -> float:
     """‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ of one probe's ``grad_norm_t : (L,)`` (NaN when undefined)."""
     g = np.asarray(grad_norm_t, dtype=np.float64).ravel()
+    g = g[: np.flatnonzero(np.isfinite(g))[-1] + 1] if np.isfinite(g).any() else g   # a shorter batch: NaN tail
     if g.size == 0 or not np.isfinite(g[0]) or not np.isfinite(g[-1]) or g[-1] <= 0:
         return math.nan
     return float(g[0] / g[-1])
@@ -237,13 +238,24 @@ def _final(values, times) -> tuple[float, float]:
             float(times[-1]) if n else 0.0)
 
 
+def outcome_columns(solved_at: dict | None, test: dict | None, wall: float) -> dict:
+    """The (sweep format 1.2) columns solved_step, solved_sequences, test_n, test_loss, test_metric,
+    test_wrong and wall_s of one run."""
+    test = test or {}
+    return dict(solved_step=int(solved_at["step"]) if solved_at else 0,
+                solved_sequences=int(solved_at["sequences"]) if solved_at else 0,
+                test_n=int(test.get("n") or 0), test_loss=float(test.get("loss", math.nan)),
+                test_metric=float(test.get("metric", math.nan)),
+                test_wrong=-1 if test.get("wrong") is None else int(test["wrong"]), wall_s=float(wall))
+
+
 def run_one(spec: dict) -> dict:
     """Train one (cell, T, seed) run and record it; returns its result row. Runs on a Dask worker.
 
     Never raises for a run that diverges (status ``diverged`` is a result); raises
     for real failures (a write error, a bug), which Dask may retry.
     """
-    from explorer.commands.train import summarize
+    from explorer.commands.train import collect_outcome, summarize
     from explorer.training import ProbeRecord, StatusRecord, StepRecord, Trainer
 
     from kernels.config import limit_threads
@@ -258,11 +270,13 @@ def run_one(spec: dict) -> dict:
     cell = config.cells[0]
     history = {cell: {"loss": [], "metric": [], "time": []}}
     statuses: dict[str, tuple[str, str]] = {}
+    outcomes: dict[str, dict] = {}
     last_probe = None
     t0 = time.perf_counter()
     try:
         for rec in trainer.run():
             recorder.record(rec)
+            collect_outcome(outcomes, rec)
             if isinstance(rec, StepRecord):
                 h = history[rec.cell]
                 h["loss"].append(rec.loss), h["metric"].append(rec.metric), h["time"].append(rec.wall_time)
@@ -273,7 +287,7 @@ def run_one(spec: dict) -> dict:
     finally:
         recorder.finish({c: trainer.state_dict(c) for c in config.cells})
     os.replace(part, final_path)
-    row = summarize(trainer, history, statuses)[0]
+    row = summarize(trainer, history, statuses, outcomes)[0]
     info = trainer.runs[0]
     wall = history[cell]["time"][-1] if history[cell]["time"] else time.perf_counter() - t0
     steps = row["steps"]
@@ -286,7 +300,8 @@ def run_one(spec: dict) -> dict:
                 param_count=info.param_count,
                 decay_ratio=decay_ratio(last_probe) if last_probe is not None else math.nan,
                 baseline_metric=info.baseline_metric, session=spec["session"], variant=spec.get("variant", ""),
-                worker=f"{socket.gethostname()}:{os.getpid()}")
+                worker=f"{socket.gethostname()}:{os.getpid()}",
+                **outcome_columns(row["solved_at"], row["test"], wall))
 
 
 def result_from_session(spec: dict) -> dict | None:
@@ -328,14 +343,20 @@ def result_from_session(spec: dict) -> dict | None:
                 ratio = math.nan
             task = make_task(spec["config"]["task"], spec["seq_len"])
             status = run.status
+            solved_at = run.solved_at
+            if spec["config"].get("until_solved") or task.sequence_rule:
+                solved = solved_at is not None
+            else:
+                solved = bool(n and task.solved(final_loss, final_metric))
             return dict(cell=spec["cell"], seq_len=spec["seq_len"], seed=spec["seed"], status=status,
                         message=run.message, final_loss=final_loss, final_metric=final_metric,
-                        solved=bool(status == "completed" and n and task.solved(final_loss, final_metric)),
+                        solved=bool(status == "completed" and solved),
                         steps=int(run.steps), steps_per_s=sps,
                         ms_per_step=1000.0 / sps if math.isfinite(sps) and sps > 0 else math.nan,
                         param_count=run.param_count, decay_ratio=ratio,
                         baseline_metric=run.baseline["metric"], session=spec["session"],
-                        variant=spec.get("variant", ""), worker="")
+                        variant=spec.get("variant", ""), worker="",
+                        **outcome_columns(solved_at, run.test, wall))
     except SessionError:
         return None  # unreadable / damaged: train it again
 

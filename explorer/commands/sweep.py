@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     n = len(plan.specs())
     varied = "".join(f", {k} in {','.join(map(str, v))}" for k, v in plan.vary.items())
     print(f"sweep: {plan.base.task}, cells {','.join(cells)}, T in {','.join(map(str, seq_lens))}{varied}, "
-          f"{plan.seeds} seed(s): {n} runs of {plan.base.steps} steps -> {plan.out}", file=sys.stderr)
+          f"{plan.seeds} seed(s): {n} runs of {'up to ' if plan.base.until_solved else ''}{plan.base.steps} steps"
+          f"{' (until solved)' if plan.base.until_solved else ''} -> {plan.out}", file=sys.stderr)
     summary = run_sweep(plan, scheduler=args.scheduler, workers=args.workers, retries=args.retries,
                         force=args.force, quiet=args.quiet)
     print_table(summary.results, plan)
@@ -94,8 +95,11 @@ def print_table(results: list[dict], plan, out=None) -> None:
     from explorer.frontier import frontier
 
     rows = frontier(results)
+    until = bool(getattr(getattr(plan, "base", None), "until_solved", False))
     if rows:
         table((("cell", "left"), ("T", "right"), ("solved", "right"), ("median metric", "right"),
-               ("chance", "right"), ("diverged", "right")),
+               ("chance", "right"), ("diverged", "right")) + ((("median seq. to solve", "right"),) if until else ()),
               [(r["cell"], r["seq_len"], f"{r['n_solved']}/{r['n_seeds']}", f"{r['median_final_metric']:.4g}",
-                f"{r['baseline_metric']:.4g}", r["n_diverged"]) for r in rows], out=out)
+                f"{r['baseline_metric']:.4g}", r["n_diverged"])
+               + ((f"{r['median_solved_sequences']:,.0f}" if r["median_solved_sequences"] == r["median_solved_sequences"]
+                   else "-",) if until else ()) for r in rows], out=out)
