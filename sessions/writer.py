@@ -802,7 +802,8 @@ def _as(a, shape: tuple[int, ...], dtype, what: str) -> np.ndarray:
     arr = np.asarray(a)
     if arr.shape != shape:
         raise ValueError(f"probe {what} has shape {arr.shape}, the run's layout needs {shape}")
-    return arr.astype(dtype, copy=True)
+    with np.errstate(over="ignore"):   # a diverging run's values beyond float16 are stored as ±inf, as they are
+        return arr.astype(dtype, copy=True)
 
 
 def estimate_size(steps: int, probe_every: int, length: int, hidden: int, n_gates: int,
