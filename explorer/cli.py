@@ -1,4 +1,4 @@
-"""The ``lstm-explorer`` command line: ``train | replay | export | info | bench | sweep``.
+"""The ``lstm-explorer`` command line: ``train | replay | export | info | bench | sweep | reproduce``.
 
 Each subcommand lives in ``explorer/commands/<name>.py`` and provides
 ``add_arguments(parser)`` and ``run(args) -> int``. Errors a user can cause
@@ -21,6 +21,7 @@ COMMANDS = {
     "info": "print the runs, configs, status and final figures of a session file",
     "bench": "time a full training step against PyTorch's CPU RNN/LSTM/GRU",
     "sweep": "train many (cell, lag, seed) runs on Dask and measure the lag frontier",
+    "reproduce": "reproduce a classic long-lag table (H&S 1997 adding / temporal order, Arjovsky copy) beside the paper's",
 }
 
 

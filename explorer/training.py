@@ -229,6 +229,8 @@ class SolvedRecord:
 class TestRecord:
     """An evaluation of one cell on the held-out test set (its own seed stream, all lengths)."""
 
+    __test__ = False           # not a pytest test class
+
     cell: str
     step: int                  # steps done when evaluated
     n: int                     # test sequences

@@ -71,3 +71,14 @@ class RunNotFoundError(SessionError, LookupError):
 
 class SessionWriteError(SessionError):
     """Writing failed (disk full, I/O error, writer closed). What was flushed before stays readable."""
+
+
+#: what h5py raises while reading when the bytes of an object or of its data are damaged (a failed
+#: checksum, an undecodable header, a dangling link, a value of an unexpected type)
+H5_READ_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError, OverflowError)
+
+
+def describe(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 200 characters), or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -6,9 +6,11 @@ import json
 import h5py
 import numpy as np
 
-from sessions.errors import NotASessionError, SchemaError, UnsupportedVersionError
-from sessions.reader import _text, check_format, open_h5, structure_problems
+from sessions.errors import H5_READ_ERRORS, NotASessionError, SchemaError, UnsupportedVersionError, describe
+from sessions.h5file import open_h5
+from sessions.layout import _text, check_format, file_problems, run_groups, run_problems, series_names
 from sessions.writer import STATUSES
+
 
 
 def validate(path) -> list[str]:
@@ -16,8 +18,9 @@ def validate(path) -> list[str]:
 
     Raises :class:`~sessions.errors.SessionError` only when the file cannot be
     opened at all (missing, a directory, no permission, empty, not HDF5,
-    truncated). A foreign HDF5 file, a newer major version or a missing group
-    are reported as problems.
+    truncated). A foreign HDF5 file, a newer major version, a missing or
+    malformed group, dataset or attribute, and data that cannot be read are
+    reported as problems.
     """
     f, _, _ = open_h5(path)
     try:
@@ -25,82 +28,91 @@ def validate(path) -> list[str]:
             check_format(f, str(path))
         except (NotASessionError, UnsupportedVersionError, SchemaError) as exc:
             return [exc.problem]
-        problems = structure_problems(f)
-        if problems:
-            return problems
-        closed = bool(f["writer/closed"][()])
-        order = f["runs"].attrs.get("order")
-        if order is not None:
+        try:
+            problems = file_problems(f)
+            groups = run_groups(f, problems)
+        except H5_READ_ERRORS as exc:
+            return [f"cannot read the file's groups and attributes ({describe(exc)})"]
+        try:
+            closed = bool(f["writer/closed"][()])
+        except H5_READ_ERRORS:
+            closed = True    # (reported above) check as for a finished file
+        try:
+            problems.extend(_order_problems(f["runs"]) if isinstance(f.get("runs"), h5py.Group) else [])
+        except H5_READ_ERRORS as exc:
+            problems.append(f"cannot read /runs ({describe(exc)})")
+        for where, g in groups:
             try:
-                listed = json.loads(_text(order))
-                for n in listed:
-                    if n not in f["runs"]:
-                        problems.append(f"/runs attribute 'order' lists {n!r}, which has no group")
-            except ValueError:
-                problems.append("/runs attribute 'order' is not a JSON list")
-        for name, g in f["runs"].items():
-            problems.extend(_run_problems(f"/runs/{name}", g, closed))
+                layout = run_problems(where, g)
+            except H5_READ_ERRORS as exc:
+                layout = [f"{where}: cannot read its groups and attributes ({describe(exc)})"]
+            problems.extend(layout)
+            for check in (_status_problems, _scalar_problems, _probe_problems, _param_problems):
+                try:
+                    problems.extend(check(where, g, closed))
+                except H5_READ_ERRORS + (AttributeError,) as exc:   # a group where a dataset belongs...
+                    if not layout:   # otherwise the layout problems above say why
+                        problems.append(f"{where}: cannot read its data ({describe(exc)})")
         return problems
     finally:
-        f.close()
+        try:
+            f.close()
+        except Exception:
+            pass
 
 
-def _run_problems(where: str, g: h5py.Group, closed: bool) -> list[str]:
-    out: list[str] = []
+def _order_problems(runs: h5py.Group) -> list[str]:
+    order = runs.attrs.get("order")
+    if order is None:
+        return []
     try:
-        json.loads(_text(g["config"].attrs["json"]))
+        listed = json.loads(_text(order))
+        if not isinstance(listed, list):
+            raise ValueError
     except ValueError:
-        out.append(f"{where}/config attribute 'json' is not valid JSON")
+        return ["/runs attribute 'order' is not a JSON list"]
+    return [f"/runs attribute 'order' lists {n!r}, which has no group" for n in listed
+            if not isinstance(n, str) or n not in runs]
+
+
+def _status_problems(where: str, g: h5py.Group, closed: bool) -> list[str]:
+    out = []
     status = _text(g["status"][()]).rstrip("\x00")
     if status not in STATUSES:
         out.append(f"{where}/status is {status!r}, not one of {', '.join(STATUSES)}")
-    L, H, G = int(g.attrs["length"]), int(g.attrs["hidden"]), int(g.attrs["n_gates"])
-    if G not in (0, 4):
-        out.append(f"{where} attribute n_gates is {G}, must be 0 or 4")
+    return out
 
-    # scalar series: step/time/value, equal lengths, increasing steps
-    sc = g["scalars"]
-    series = {}
-    sc.visititems(lambda n, o: series.__setitem__(n, o) if isinstance(o, h5py.Group) and "value" in o else None)
-    n_ref = None
+
+def _scalar_problems(where: str, g: h5py.Group, closed: bool) -> list[str]:
+    """Scalar series: equal lengths, increasing steps."""
+    out = []
+    series = {n: g["scalars"][n] for n in series_names(g["scalars"])}
     for name, s in series.items():
-        for col, kinds in (("step", "iu"), ("time", "f"), ("value", "f")):
-            if col not in s:
-                out.append(f"{where}/scalars/{name} lacks dataset '{col}'")
-            elif s[col].ndim != 1 or s[col].dtype.kind not in kinds:
-                out.append(f"{where}/scalars/{name}/{col} must be 1-D "
-                           f"{'integer' if kinds == 'iu' else 'float'}, is {s[col].dtype} {s[col].shape}")
-        if all(c in s for c in ("step", "time", "value")):
-            lens = {s[c].shape[0] for c in ("step", "time", "value")}
-            if len(lens) > 1 and closed:
-                out.append(f"{where}/scalars/{name}: step, time and value lengths differ {sorted(lens)}")
-            n_ref = min(lens) if n_ref is None else n_ref
-    if "loss" in series:
-        steps = _trim(series["loss"]["step"][()], closed)
-        if steps.size > 1 and np.any(np.diff(steps) <= 0):
-            out.append(f"{where}/scalars/loss/step is not strictly increasing")
+        lens = {s[c].shape[0] for c in ("step", "time", "value")}
+        if len(lens) > 1 and closed:
+            out.append(f"{where}/scalars/{name}: step, time and value lengths differ {sorted(lens)}")
+    steps = _trim(series["loss"]["step"][()], closed)
+    if steps.size > 1 and np.any(np.diff(steps) <= 0):
+        out.append(f"{where}/scalars/loss/step is not strictly increasing")
+    return out
 
-    # probes
+
+def _probe_problems(where: str, g: h5py.Group, closed: bool) -> list[str]:
+    """Probes: equal numbers of rows, increasing steps."""
+    out = []
     p = g["probes"]
-    expected = {"step": ((), "iu"), "time": ((), "f"), "grad_norm_t": ((L,), "f"), "h": ((L, H), "f")}
-    if G:
-        expected.update(gates=((G, L, H), "f"), c=((L, H), "f"), saturation=((G,), "f"))
-    counts = set()
-    for key, (shape, kinds) in expected.items():
-        if key not in p:
-            if key != "time":
-                out.append(f"{where}/probes lacks dataset '{key}'")
-            continue
-        ds = p[key]
-        if ds.shape[1:] != shape or ds.dtype.kind not in kinds:
-            out.append(f"{where}/probes/{key} has shape {ds.shape} {ds.dtype}, expected (P,)+{shape}")
-        counts.add(ds.shape[0])
+    keys = ["step", "grad_norm_t", "h"] + (["time"] if "time" in p else []) + \
+        (["gates", "c", "saturation"] if int(g.attrs["n_gates"]) else [])
+    counts = {p[k].shape[0] for k in keys}
     if len(counts) > 1 and closed:
         out.append(f"{where}/probes datasets have different numbers of rows {sorted(counts)}")
-    if "step" in p and p["step"].shape[0] > 1 and np.any(np.diff(_trim(p["step"][()], closed)) <= 0):
+    if p["step"].shape[0] > 1 and np.any(np.diff(_trim(p["step"][()], closed)) <= 0):
         out.append(f"{where}/probes/step is not strictly increasing")
+    return out
 
-    # params
+
+def _param_problems(where: str, g: h5py.Group, closed: bool) -> list[str]:
+    out = []
     try:
         names = json.loads(_text(g.attrs.get("param_grad_names", "[]")))
         if not isinstance(names, list):
@@ -109,7 +121,9 @@ def _run_problems(where: str, g: h5py.Group, closed: bool) -> list[str]:
         out.append(f"{where} attribute 'param_grad_names' is not a JSON list")
     if int(g["params_written"][()]):
         for k, ds in g["params"].items():
-            if isinstance(ds, h5py.Dataset) and ds.dtype.kind == "f" and not np.all(np.isfinite(ds[()])):
+            if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu":
+                out.append(f"{where}/params/{k} is not a numeric dataset")
+            elif ds.dtype.kind == "f" and not np.all(np.isfinite(ds[()])):
                 out.append(f"{where}/params/{k} holds non-finite values")
     return out
 

@@ -220,3 +220,133 @@ def test_too_short_seq_len_names_the_minimum(name):
 def test_non_integer_seq_len(bad):
     with pytest.raises(ConfigError, match="integer"):
         make_task("copy", bad)
+
+
+# -- the paper-exact tasks (Hochreiter & Schmidhuber 1997) -------------------------------
+
+def _adding_marks(b):
+    """Marker positions ``(p1, p2)`` per sequence (the two pairs marked 1.0, in time order)."""
+    marks = b.x[:, :, 1]
+    pos = [np.flatnonzero(marks[:, j] == 1.0) for j in range(marks.shape[1])]
+    assert all(len(p) == 2 for p in pos)
+    return np.array(pos)
+
+
+@settings(max_examples=25, deadline=None)
+@given(T=st.integers(20, 400), batch=st.integers(1, 30), seed=st.integers(0, 2**32 - 1))
+def test_adding_hs97_follows_the_paper(T, batch, seed):
+    b = make_task("adding-hs97", T).sample(np.random.default_rng(seed), batch)
+    L = b.x.shape[0]
+    assert T <= L <= T + T // 10
+    values, marks = b.x[:, :, 0].astype(np.float64), b.x[:, :, 1]
+    assert ((values >= -1) & (values <= 1)).all()
+    assert set(np.unique(marks)) <= {-1.0, 0.0, 1.0}
+    pos = _adding_marks(b)
+    assert (pos[:, 1] < T // 2 - 1 + 1).all()            # both marks among the first T/2 - 1 unmarked (+ X1's pair)
+    assert (pos.min(axis=1) < 10).all()                  # one of them (X1) among the first ten pairs
+    assert (marks[1:L - 1][(marks[1:L - 1] != 1.0)] == 0).all()          # unmarked inner pairs: 0
+    assert (marks[L - 1] == -1).all()                                    # the last pair: -1
+    assert ((marks[0] == -1) | (marks[0] == 1)).all()                    # the first: -1 unless marked
+    cols = np.arange(batch)
+    np.testing.assert_allclose(b.y, 0.5 + (values[pos[:, 0], cols] + values[pos[:, 1], cols]) / 4, rtol=1e-6)
+
+
+def test_adding_hs97_first_pair_marked_counts_zero_and_marks_are_spread():
+    T = 100
+    b = make_task("adding-hs97", T).sample(np.random.default_rng(0), 20_000)
+    pos = _adding_marks(b)
+    first = b.x[0, :, 1] == 1.0
+    assert 0.09 < first.mean() < 0.13                     # X1 on the first pair 1/10 (+ X2 there ~ 0.9/49)
+    zero = np.mean(b.x[0, first, 0] == 0)                 # X1 there is set to 0 ("we set X1 to zero"); X2 is not
+    assert zero == pytest.approx(0.1 / (0.1 + 0.9 / (T // 2 - 1)), abs=0.03)
+    assert set(np.unique(pos)) == set(range(T // 2))      # X2 among the first T/2 - 1 unmarked pairs: 0..T/2-1
+    # the chance level (always 0.5) is what baseline_metric says
+    assert np.mean((b.y - 0.5) ** 2) == pytest.approx(make_task("adding-hs97", T).baseline_metric, rel=0.03)
+
+
+def test_adding_hs97_lengths_cover_the_range_and_the_test_set_too():
+    task = make_task("adding-hs97", 50)
+    rng = np.random.default_rng(0)
+    assert task.lengths == (50, 55) and task.length == 55
+    assert {task.sample(rng, 2).x.shape[0] for _ in range(300)} == set(range(50, 56))
+    tests = task.test_batches(np.random.default_rng(1), 600)
+    assert sorted(b.x.shape[0] for b in tests) == list(range(50, 56))   # one batch per length, all present
+    assert sum(b.x.shape[1] for b in tests) == 600
+    assert task.probe_sequence(np.random.default_rng(2)).x.shape == (55, 1, 2)
+    with pytest.raises(ValueError, match="outside"):
+        task.sample(rng, 1, length=56)
+
+
+def test_adding_hs97_correct_rule_and_error():
+    task = make_task("adding-hs97", 100)
+    y = np.array([0.5, 0.5, 0.5, 0.5], dtype=np.float32)
+    out = np.array([[0.5], [0.539], [0.459], [0.6]])
+    np.testing.assert_array_equal(task.correct(out, y), [True, True, False, False])   # |error| < 0.04
+    np.testing.assert_allclose(task.sequence_error(out, y), [0, 0.039 ** 2, 0.041 ** 2, 0.01], atol=1e-9)
+    assert task.sequence_rule == "|error| < 0.04"
+    assert "average training error < 0.01" in task.describe() and "L=100..110" in task.describe()
+
+
+@settings(max_examples=20, deadline=None)
+@given(T=st.integers(10, 300), batch=st.integers(1, 20), seed=st.integers(0, 2**32 - 1))
+def test_temporal_hs97_follows_the_paper(T, batch, seed):
+    b = make_task("temporal-hs97", T).sample(np.random.default_rng(seed), batch)
+    L = b.x.shape[0]
+    assert T <= L <= T + T // 10
+    sym = b.x.argmax(axis=-1)
+    assert (sym[0] == 0).all() and (sym[-1] == 1).all()          # E first, B (the trigger) last
+    for j in range(batch):
+        t1, t2 = np.nonzero((sym[:, j] == 2) | (sym[:, j] == 3))[0]
+        assert T // 10 <= t1 <= T // 5 and T // 2 <= t2 <= 3 * T // 5   # 10..20 and 50..60 at T = 100
+        assert b.y[j] == 2 * (sym[t1, j] - 2) + (sym[t2, j] - 2)
+
+
+def test_temporal_hs97_rule_on_softmax_outputs():
+    task = make_task("temporal-hs97", 100)
+    assert task.lengths == (100, 110)
+    y = np.array([0, 0, 1])
+    p = np.array([[0.71, 0.1, 0.1, 0.09], [0.69, 0.11, 0.1, 0.1], [0.05, 0.9, 0.03, 0.02]])
+    logits = np.log(p)
+    np.testing.assert_array_equal(task.correct(logits, y), [True, False, True])   # every |p_k - t_k| < 0.3
+    np.testing.assert_allclose(task.sequence_error(logits, y)[0], 0.29 ** 2 + 0.1 ** 2 + 0.1 ** 2 + 0.09 ** 2)
+
+
+# -- stop rules ----------------------------------------------------------------------------
+
+def test_paper_stop_rule_needs_2000_correct_in_a_row_and_a_small_error():
+    from explorer.tasks import PaperStopRule
+
+    task = make_task("adding-hs97", 100)
+    rule = task.stop_rule()
+    assert isinstance(rule, PaperStopRule) and rule.window == 2000
+    y = np.full(100, 0.5, dtype=np.float32)
+    good, bad = np.full((100, 1), 0.52), np.full((100, 1), 0.52)
+    bad[37] = 0.6                                        # one sequence wrong
+    results = [rule.update(good, y) for _ in range(19)]
+    assert not any(results)                              # 1,900 sequences: not yet 2,000
+    assert rule.update(good, y)                          # the 2,000th: all correct, error 4e-4 < 0.01
+    rule = task.stop_rule()
+    for _ in range(10):
+        rule.update(good, y)
+    assert not rule.update(bad, y)
+    held = [rule.update(good, y) for _ in range(20)]
+    assert held == [False] * 19 + [True]                 # the wrong one left the window of 2,000 at last
+    assert task.stop_rule(window=10).update(np.full((10, 1), 0.539), y[:10])     # error 0.0015 < 0.01, all correct
+    temporal, labels = make_task("temporal-hs97", 100), np.zeros(4, dtype=np.int64)
+    logits = np.log(np.array([[0.71, 0.0967, 0.0967, 0.0966]] * 4))    # all correct (p_true > 0.7) ...
+    assert temporal.correct(logits, labels).all()
+    assert temporal.sequence_error(logits, labels).mean() > 0.1          # ... but the average error is 0.112
+    assert not temporal.stop_rule(window=4).update(logits, labels)
+
+
+def test_metric_stop_rule_is_a_running_mean_over_the_last_sequences():
+    from explorer.tasks import MetricStopRule
+
+    task = make_task("adding", 20)
+    rule = task.stop_rule(window=100)
+    assert isinstance(rule, MetricStopRule)
+    y = np.ones(50, dtype=np.float32)
+    assert not rule.update(np.full((50, 1), 1.0), y)     # 50 < 100 sequences seen
+    assert rule.update(np.full((50, 1), 1.05), y)        # mean MSE (0 + 0.0025) / 2 < 0.01
+    assert not rule.update(np.full((50, 1), 1.2), y)     # (0.0025 + 0.04) / 2 >= 0.01
+    assert "last 100 training sequences < 0.01" in rule.describe()

@@ -17,6 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from explorer.errors import ExplorerError
 from explorer.gui.names import PLOT_NAMES
 from explorer.training import PARAM_GRAD_NAMES
 
@@ -83,6 +84,32 @@ def log10_safe(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.log10(np.maximum(a, 1e-30))
+
+
+class PlotDataError(ExplorerError):
+    """A run's data cannot be drawn: the message names the run and the array and says what is wrong."""
+
+
+def checked(a, run, what: str, ndim: int, row: tuple | None = None, rows: int | None = None) -> np.ndarray:
+    """``a`` as a float64 array, after checking that it holds numbers, has ``ndim`` dimensions and,
+    when given, ``rows`` rows of shape ``row``; raises :class:`PlotDataError` saying what is wrong."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise PlotDataError(f"run {run.name!r}: {what} holds {arr.dtype} values, not numbers")
+    row = tuple(row) if row is not None else None
+    if arr.ndim != ndim or (row is not None and arr.shape[1:] != row) or (rows is not None and arr.shape[0] != rows):
+        dims = ["P" if rows is None else str(rows)] + [str(d) for d in row or ()]
+        want = f"({', '.join(dims)})" if len(dims) == ndim > 1 else f"{rows} values" if ndim == 1 and rows \
+            else f"{ndim} dimension(s)"
+        raise PlotDataError(f"run {run.name!r}: {what} has shape {arr.shape}, expected {want}")
+    return arr.astype(np.float64, copy=False)
+
+
+def _series(run, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(step, value)`` of a scalar series, checked: 1-D numbers of the same length."""
+    step, _, value = run.scalar(name)
+    step = checked(step, run, f"the steps of {name!r}", 1)
+    return step, checked(value, run, f"the values of {name!r}", 1, rows=step.shape[0])
 
 
 def _style_curve(item: pg.PlotDataItem) -> pg.PlotDataItem:
@@ -320,7 +347,7 @@ class ScalarGroup(PlotGroup):
         shown = []
         for run in runs:
             raw, smooth = self._curves(run)
-            step, _, value = run.scalar(self.scalar)
+            step, value = _series(run, self.scalar)
             if step.size == 0:
                 continue
             raw.setData(step, value)
@@ -399,7 +426,7 @@ class GradFlowGroup(PlotGroup):
             curve = self._curve(run)
             if p is None:
                 continue
-            y = log10_safe(p["grad_norm_t"])
+            y = log10_safe(checked(p["grad_norm_t"], run, "the probe's grad_norm_t", 1))
             curve.setData(np.arange(y.shape[0]), y)
             shown.append(y)
             steps.append(str(p["step"]))
@@ -495,9 +522,10 @@ class GradHeatmapGroup(PlotGroup):
                 hm.plot.enableAutoRange(x=False, y=False)
                 hm.plot.setXRange(0, run.length, padding=0.0)
                 hm.plot.setYRange(0, x_max, padding=0.01)
-            gn = np.asarray(run.probe_series("grad_norm_t"), dtype=np.float64)
+            steps = checked(run.probe_steps, run, "the probe steps", 1)
+            gn = checked(run.probe_series("grad_norm_t"), run, "the probes' grad_norm_t", 2, rows=steps.shape[0])
             if gn.shape[0]:
-                data[run.name] = (log10_safe(gn), np.asarray(run.probe_steps))
+                data[run.name] = (log10_safe(gn), steps)
         finite = [d[np.isfinite(d)] for d, _ in data.values()]
         finite = [f for f in finite if f.size]
         if not finite:
@@ -554,6 +582,7 @@ class GatesGroup(PlotGroup):
             if p is None:
                 continue
             if run.cell == "lstm" and p.get("gates") is not None:
+                checked(p["gates"], run, "the probe's gates", 3, row=(run.length, run.hidden))
                 for j, q in enumerate(GATE_NAMES):
                     out.setdefault(("lstm", q), (p["gates"][j], p["step"]))
                 out.setdefault(("lstm", "c"), (p["c"], p["step"]))
@@ -567,10 +596,11 @@ class GatesGroup(PlotGroup):
             if got is None:
                 continue
             a, step = got
-            a = np.asarray(a, dtype=np.float32)
+            a = checked(a, next(r for r in runs if r.cell == cell), f"the probe's {q}", 2).astype(np.float32)
             L, H = a.shape
             if levels is None:
-                m = float(np.nanmax(np.abs(a))) if a.size else 1.0
+                finite = np.abs(a[np.isfinite(a)])
+                m = float(finite.max()) if finite.size else 1.0
                 levels = (-max(m, 1e-6), max(m, 1e-6))
             hm = self.maps[(cell, q)]
             hm.set(a.T, (0.0, 0.0, float(L), float(H)), levels)
@@ -626,8 +656,9 @@ class SaturationGroup(PlotGroup):
         lstms = [r for r in runs if r.n_gates]
         _fix_x(self.plot, settings)
         for run in lstms:
-            sat = np.asarray(run.probe_series("saturation"), dtype=np.float64)
-            steps = np.asarray(run.probe_steps)[: sat.shape[0]]
+            steps = checked(run.probe_steps, run, "the probe steps", 1)
+            sat = checked(run.probe_series("saturation"), run, "the probes' saturation", 2, row=(len(GATE_NAMES),),
+                          rows=steps.shape[0])
             for j, g in enumerate(GATE_NAMES):
                 curve = self._curve(run, g, len(lstms))
                 if sat.shape[0]:
@@ -684,9 +715,9 @@ class ParamGradsGroup(PlotGroup):
             shown = []
             for param in PARAM_GRAD_NAMES:
                 curve = self.curves.get((run.name, param))
-                if curve is None:
+                if curve is None or f"grad_norm/{param}" not in run.scalar_names:
                     continue
-                step, _, value = run.scalar(f"grad_norm/{param}")
+                step, value = _series(run, f"grad_norm/{param}")
                 if step.size:
                     curve.setData(step, value)
                     shown.append(value)

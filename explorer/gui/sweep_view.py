@@ -128,7 +128,8 @@ class FrontierGroup(pg.GraphicsLayoutWidget):
                 label=f"solved {'below' if log_y else 'at'} {thr:g}",
                 labelOpts={"position": 0.1, "color": "#2ca02c", "anchors": [(0, 1), (0, 1)]}))
         # chance baseline (metric plot)
-        base = [r["baseline_metric"] for r in rows if np.isfinite(r["baseline_metric"])]
+        base = [r["baseline_metric"] for r in rows if np.isfinite(r["baseline_metric"])
+                and (r["baseline_metric"] > 0 or not log_y)]   # a log axis has no place for 0 or less
         if base:
             b = float(base[0])
             pen = pg.mkPen("#555555", width=1.5, style=QtCore.Qt.PenStyle.DashLine)
@@ -167,7 +168,7 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "—"
-        if v == int(v) and abs(v) < 1e12:
+        if math.isfinite(v) and v == int(v) and abs(v) < 1e12:
             return f"{int(v):,}"
         return f"{v:.3g}"
     return str(v)

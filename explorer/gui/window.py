@@ -463,7 +463,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 drew = view.refresh(force=force, max_groups=max_groups)
             except _user_error_types() as exc:
                 view.follow_file = False
-                self.show_error("Cannot read the session", str(exc))
+                path = getattr(view.session, "path", None)
+                msg = str(exc) if not path or path in str(exc) else f"{path}: {exc}"
+                self.show_error("Cannot read the session", msg)
         for i in range(self.tabs.count()):  # follow files being written even when not shown
             w = self.tabs.widget(i)
             if isinstance(w, SessionView) and w is not view and w.follow_file:
@@ -494,6 +496,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------------------------ tabs
     def _remove_welcome(self) -> None:
+        if self.welcome is None:   # its tab was closed (and the label deleted)
+            return
         i = self.tabs.indexOf(self.welcome)
         if i >= 0:
             self.tabs.removeTab(i)
@@ -514,6 +518,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error("Training is running", "Stop the training before closing its tab.")
             return
         self.tabs.removeTab(index)
+        if w is self.welcome:
+            self.welcome = None
         if isinstance(w, SessionView):
             if w is self.live_view:
                 self.live_view = None
@@ -547,17 +553,27 @@ class MainWindow(QtWidgets.QMainWindow):
                 msg = str(exc) if os.fspath(path) in str(exc) else f"{path}: {exc}"
                 self.show_error("Cannot open the session file", msg)
                 continue
-            view = SessionView(session, follow_file=bool(getattr(session, "live", False)))
-            view.export_handler = self.export_dialog
-            view.following_ended.connect(lambda v=view: self._on_following_ended(v))
-            label = os.path.basename(os.fspath(path)) + (" (live)" if view.follow_file else "")
-            i = self.tabs.addTab(view, label)
-            self.tabs.setTabToolTip(i, os.path.abspath(os.fspath(path)))
-            self.tabs.setCurrentIndex(i)
+            view = None
+            try:
+                view = SessionView(session, follow_file=bool(getattr(session, "live", False)))
+                view.export_handler = self.export_dialog
+                view.following_ended.connect(lambda v=view: self._on_following_ended(v))
+                label = os.path.basename(os.fspath(path)) + (" (live)" if view.follow_file else "")
+                i = self.tabs.addTab(view, label)
+                self.tabs.setTabToolTip(i, os.path.abspath(os.fspath(path)))
+                self.tabs.setCurrentIndex(i)
+                view.refresh(force=True)   # every plot drawn now: a file whose data cannot be drawn says so here
+            except _user_error_types() as exc:
+                if view is not None:
+                    self.tabs.removeTab(self.tabs.indexOf(view))
+                    view.deleteLater()
+                session.close()
+                msg = str(exc) if os.fspath(path) in str(exc) else f"{path}: {exc}"
+                self.show_error("Cannot open the session file", msg)
+                continue
             self._remove_welcome()
             self._add_recent(os.fspath(path))
             opened.append(view)
-            view.refresh(force=True)
         return opened
 
     def _on_following_ended(self, view: SessionView) -> None:
