@@ -13,8 +13,9 @@ rate, hidden size, batch and initialisation used. Written to DIR: the session fi
 sweep.h5, reproduce.csv and the figure reproduce.png / reproduce.svg. Running the same
 command again skips finished runs.
 
-example:
-  lstm-explorer reproduce hs97-adding --seq-lens 100,500,1000 --seeds 3 --out reproduce/hs97-adding
+example (the preset's settings written out):
+  lstm-explorer reproduce hs97-adding --seq-lens 100,500,1000 --seeds 3 --hidden 64 --batch 32 \\
+      --cap 40000 --test-size 2560 --out reproduce/hs97-adding
 """
 from __future__ import annotations
 
