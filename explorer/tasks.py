@@ -387,7 +387,7 @@ class _VariableLength:
 
 
 @dataclass(frozen=True)
-class AddingHS97Task(_VariableLength, Task):
+class AddingHS97Task(_VariableLength, AddingTask):
     """Adding problem exactly as Hochreiter & Schmidhuber (1997), experiment 4, define it.
 
     Each step is a pair (value, marker), values U[-1, 1]; the sequence has ``L`` steps, ``L``
@@ -403,16 +403,11 @@ class AddingHS97Task(_VariableLength, Task):
     in the first half.
     """
 
+    # as ``adding``: 2 inputs, 1 output, MSE at the last step, metric MSE (solved below 0.01: the
+    # paper's bound on the average training error, which the stop rule adds to its per-sequence rule)
     name: ClassVar[str] = "adding-hs97"
     label: ClassVar[str] = "adding problem (H&S 1997 exp. 4)"
-    metric_label: ClassVar[str] = "MSE"
     min_seq_len: ClassVar[int] = 4
-    n_in: ClassVar[int] = 2
-    n_out: ClassVar[int] = 1
-    loss_kind: ClassVar[str] = "mse_last"
-    metric_name: ClassVar[str] = "mse"
-    higher_is_better: ClassVar[bool] = False
-    solved_threshold: ClassVar[float] = 0.01   # the paper's bound on the average training error
     tolerance: ClassVar[float] = 0.04          # a sequence is correct when |error| < tolerance
     error_threshold: ClassVar[float] = 0.01    # the stop rule's bound on the average training error
     sequence_rule: ClassVar[str] = "|error| < 0.04"
@@ -446,10 +441,6 @@ class AddingHS97Task(_VariableLength, Task):
         marker[p2, cols] = 1.0
         y = (0.5 + (values[p1, cols] + values[p2, cols]) / 4.0).astype(np.float32)
         return Batch(x=np.stack([values, marker], axis=-1), y=y)
-
-    def metric(self, out: np.ndarray, y: np.ndarray) -> float:
-        """MSE of predictions ``out : (B, 1)`` against ``y : (B,)``."""
-        return float(np.mean(self.sequence_error(out, y)))
 
     def sequence_error(self, out: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Squared error of each sequence ``(B,)``: the paper's training error."""

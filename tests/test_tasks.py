@@ -224,6 +224,13 @@ def test_non_integer_seq_len(bad):
 
 # -- the paper-exact tasks (Hochreiter & Schmidhuber 1997) -------------------------------
 
+def _hs97_batch(name, T, batch, seed):
+    """A batch of a paper-exact task and its length, checked to lie in [T, T + T//10]."""
+    b = make_task(name, T).sample(np.random.default_rng(seed), batch)
+    assert T <= b.x.shape[0] <= T + T // 10
+    return b, b.x.shape[0]
+
+
 def _adding_marks(b):
     """Marker positions ``(p1, p2)`` per sequence (the two pairs marked 1.0, in time order)."""
     marks = b.x[:, :, 1]
@@ -235,9 +242,7 @@ def _adding_marks(b):
 @settings(max_examples=25, deadline=None)
 @given(T=st.integers(20, 400), batch=st.integers(1, 30), seed=st.integers(0, 2**32 - 1))
 def test_adding_hs97_follows_the_paper(T, batch, seed):
-    b = make_task("adding-hs97", T).sample(np.random.default_rng(seed), batch)
-    L = b.x.shape[0]
-    assert T <= L <= T + T // 10
+    b, L = _hs97_batch("adding-hs97", T, batch, seed)
     values, marks = b.x[:, :, 0].astype(np.float64), b.x[:, :, 1]
     assert ((values >= -1) & (values <= 1)).all()
     assert set(np.unique(marks)) <= {-1.0, 0.0, 1.0}
@@ -290,9 +295,7 @@ def test_adding_hs97_correct_rule_and_error():
 @settings(max_examples=20, deadline=None)
 @given(T=st.integers(10, 300), batch=st.integers(1, 20), seed=st.integers(0, 2**32 - 1))
 def test_temporal_hs97_follows_the_paper(T, batch, seed):
-    b = make_task("temporal-hs97", T).sample(np.random.default_rng(seed), batch)
-    L = b.x.shape[0]
-    assert T <= L <= T + T // 10
+    b, _ = _hs97_batch("temporal-hs97", T, batch, seed)
     sym = b.x.argmax(axis=-1)
     assert (sym[0] == 0).all() and (sym[-1] == 1).all()          # E first, B (the trigger) last
     for j in range(batch):
