@@ -1,10 +1,15 @@
-"""Time a full training step (forward, BPTT, clip, Adam) against PyTorch's CPU RNN/LSTM/GRU.
+"""Time a full training step (forward, BPTT, clip, Adam) against PyTorch and JAX on the CPU.
 
-Both sides run the adding problem's shapes in float32 with the same number of
+Every side runs the adding problem's shapes in float32 with the same number of
 threads (NUMBA_NUM_THREADS, default every core), measured in the same run:
-warm-up, then the median of repeats. Without PyTorch installed (extra
-`bench`), only our figures are shown. peak = achieved fraction of this
-machine's float32 matrix-product peak (a large NumPy matmul).
+warm-up, then the median of repeats in interleaved rounds. PyTorch runs the
+cell's torch.nn module (RNN, LSTM, GRU); JAX (XLA CPU) the same step as one
+jitted function in a worker process. Without PyTorch or JAX installed (extra
+`bench`), their columns are empty. torch x, jax x = their time over ours.
+peak = achieved fraction of this machine's float32 matrix-product peak (a
+large NumPy matmul). The header names the machine: CPU, the ISA Numba
+compiles for, OpenBLAS's kernels, PyTorch's CPU capability, XLA's threads,
+the load average; --json repeats it as "machine" in every row.
 
 --memory instead measures the peak memory of an LSTM training run at
 T=1000, B=32, H=128 (or --grid's first TxBxH) in a fresh process, against the
@@ -13,6 +18,7 @@ activations BPTT must keep (h, c and four gates per step and sequence).
 examples:
   lstm-explorer bench
   lstm-explorer bench --json --cell lstm --grid 100x32x32,1000x32x64
+  lstm-explorer bench --cell gru --no-torch
   lstm-explorer bench --memory
 """
 from __future__ import annotations
@@ -31,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=1.0,
                    help="time budget per config and framework (default: %(default)s)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--no-jax", action="store_true", help="skip the JAX (XLA CPU) comparison")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--memory", action="store_true",
                    help="measure the peak memory of a training run instead (Linux; default 1000x32x128, lstm)")
@@ -54,7 +61,7 @@ def _parse_grid(text: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from explorer.benchmark import rows_as_dicts, run_bench, torch_available
+    from explorer.benchmark import jax_available, machine_lines, rows_as_dicts, run_bench, torch_available
 
     cells = tuple(c.strip() for c in args.cell.split(",") if c.strip())
     from explorer.training import cell_names
@@ -67,23 +74,34 @@ def run(args: argparse.Namespace) -> int:
     grid = _parse_grid(args.grid)
     if args.memory:
         return _memory(cells, grid if args.grid else None, args.json)
-    if not args.no_torch and not torch_available() and not args.json:
-        print("PyTorch is not installed (pip install 'lstm-explorer[bench]'): showing our figures only",
-              file=sys.stderr)
+    missing = [name for name, skip, have in (("PyTorch", args.no_torch, torch_available()),
+                                             ("JAX", args.no_jax, jax_available())) if not skip and not have]
+    if missing and not args.json:
+        print(f"{' and '.join(missing)} not installed (pip install 'lstm-explorer[bench]'): "
+              "their columns stay empty", file=sys.stderr)
     rows, info = run_bench(cells, grid, args.seconds, not args.no_torch, args.backend,
-                           progress=None if args.json else lambda what: print(f"timing {what}…", file=sys.stderr))
+                           progress=None if args.json else lambda what: print(f"timing {what}…", file=sys.stderr),
+                           with_jax=not args.no_jax)
     if args.json:
-        print(json.dumps(rows_as_dicts(rows), indent=1))
+        print(json.dumps(rows_as_dicts(rows, info), indent=1))
         return 0
-    print(f"threads {info['threads']}, numba {info['numba']}, torch {info['torch'] or 'not installed'}, "
-          f"float32 matmul peak {info['matmul_peak_gflops']:.0f} GFLOP/s")
-    print(f"{'cell':<5} {'T':>5} {'B':>4} {'H':>4} {'ours ms':>9} {'torch ms':>9} {'speedup':>8} {'peak':>6}")
+    for line in machine_lines(info):
+        print(line)
+    print(f"{'cell':<5} {'T':>5} {'B':>4} {'H':>4} {'ours ms':>9} {'torch ms':>9} {'torch x':>8} "
+          f"{'jax ms':>9} {'jax x':>7} {'peak':>6}")
     for r in rows:
-        torch_ms = "—" if r.torch_ms_per_step is None else f"{r.torch_ms_per_step:.2f}"
-        speedup = "—" if r.speedup is None else f"{r.speedup:.2f}x"
-        print(f"{r.cell:<5} {r.seq_len:>5} {r.batch:>4} {r.hidden:>4} {r.ms_per_step:>9.2f} {torch_ms:>9} "
-              f"{speedup:>8} {100 * r.peak_fraction:>5.1f}%")
+        print(f"{r.cell:<5} {r.seq_len:>5} {r.batch:>4} {r.hidden:>4} {r.ms_per_step:>9.2f} "
+              f"{_ms(r.torch_ms_per_step):>9} {_x(r.speedup):>8} {_ms(r.jax_ms_per_step):>9} {_x(r.jax_speedup):>7} "
+              f"{100 * r.peak_fraction:>5.1f}%")
     return 0
+
+
+def _ms(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _x(value) -> str:
+    return "—" if value is None else f"{value:.2f}x"
 
 
 def _memory(cells, grid, as_json: bool) -> int:
