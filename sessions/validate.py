@@ -101,8 +101,8 @@ def _probe_problems(where: str, g: h5py.Group, closed: bool) -> list[str]:
     """Probes: equal numbers of rows, increasing steps."""
     out = []
     p = g["probes"]
-    keys = ["step", "grad_norm_t", "h"] + (["time"] if "time" in p else []) + \
-        (["gates", "c", "saturation"] if int(g.attrs["n_gates"]) else [])
+    keys = ["step", "grad_norm_t", "h"] + (["time"] if "time" in p else []) + (["c"] if "c" in p else []) + \
+        (["gates", "saturation"] if int(g.attrs["n_gates"]) else [])
     counts = {p[k].shape[0] for k in keys}
     if len(counts) > 1 and closed:
         out.append(f"{where}/probes datasets have different numbers of rows {sorted(counts)}")

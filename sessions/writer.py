@@ -19,6 +19,7 @@ report its runs as ``interrupted`` (see :func:`writer_alive`).
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import math
 import os
@@ -92,20 +93,44 @@ def _flock(kind: int) -> bytes:
     return struct.pack(_FLOCK_FMT, kind, os.SEEK_SET, LOCK_OFFSET, 1, 0)
 
 
-def acquire_writer_lock(path) -> int | None:
-    """Take the liveness lock on ``path``; returns the fd holding it, or None if unsupported."""
-    if not _OFD:
-        return None
+def claim_new_file(path, overwrite: bool) -> tuple[int | None, bool]:
+    """Create ``path`` (or, with ``overwrite``, open the file there) and take the liveness lock before
+    anything is written to it; returns ``(fd holding the lock or None, created)``.
+
+    HDF5 truncates a file it creates as it opens it, before any lock of its own is
+    checked; taking ours first means a file that another live process is writing is
+    refused, never truncated, and that two writers racing for one name cannot both win.
+    """
+    created = False
     try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return None
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        created = True
+    except FileExistsError:
+        if not overwrite:
+            raise SessionExistsError(path, "already exists; use --force to overwrite it (or choose another name)") from None
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except PermissionError as exc:
+            raise SessionPermissionError(path, f"permission denied: cannot overwrite the file ({exc.strerror})") from None
+        except OSError as exc:
+            raise SessionWriteError(path, f"cannot open the file to overwrite it: {exc.strerror or exc}") from None
+    except PermissionError:
+        raise SessionPermissionError(path, f"permission denied: cannot write in folder "
+                                           f"{os.path.dirname(os.path.abspath(path))}") from None
+    except OSError as exc:
+        raise SessionWriteError(path, f"cannot create the file: {exc.strerror or exc}") from None
+    if not _OFD:
+        os.close(fd)
+        return None, created
     try:
         fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_WRLCK))
-    except OSError:
+    except OSError as exc:
         os.close(fd)
-        return None
-    return fd
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):   # no such locks on this file system: write unlocked
+            return None, created
+        raise SessionBusyError(path, "is being written by another running process (a training or a window); "
+                                     "stop it first or choose another name — the file was not touched") from None
+    return fd, created
 
 
 def probe_writer_lock(path) -> bool | None:
@@ -235,24 +260,28 @@ class SessionWriter:
 
         if os.path.isdir(self.path):
             raise SessionIsDirectoryError(self.path, "is a directory, not a session file; give a file name such as run.h5")
-        if os.path.lexists(self.path):
-            if not overwrite:
-                raise SessionExistsError(self.path, "already exists; use --force to overwrite it (or choose another name)")
-            if probe_writer_lock(self.path):
-                raise SessionBusyError(self.path, "is being written by another running process; stop it first or choose another name")
+        if os.path.lexists(self.path) and not overwrite:
+            raise SessionExistsError(self.path, "already exists; use --force to overwrite it (or choose another name)")
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise SessionWriteError(self.path, f"cannot create the file: folder {parent} does not exist")
+        # the liveness lock first: a file another live process writes is refused before HDF5 truncates it
+        self._lock_fd, created = claim_new_file(self.path, overwrite)
         try:
             self._file = h5py.File(self.path, "w", libver=LIBVER)
-        except PermissionError as exc:
-            raise SessionPermissionError(self.path, f"permission denied: cannot create the file ({exc.strerror or exc})") from None
         except OSError as exc:
+            self._abort()
+            if created:
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
+            if isinstance(exc, PermissionError):
+                raise SessionPermissionError(self.path, f"permission denied: cannot create the file ({exc.strerror or exc})") from None
             if not os.access(parent, os.W_OK):
                 raise SessionPermissionError(self.path, f"permission denied: cannot write in folder {parent}") from None
             raise SessionWriteError(self.path, f"cannot create the file: {exc}") from None
         try:
-            self._lock_fd = acquire_writer_lock(self.path)
             f = self._file
             f.attrs["format"] = FORMAT_NAME
             f.attrs["format_version"] = FORMAT_VERSION

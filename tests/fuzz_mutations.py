@@ -18,7 +18,6 @@ file that still reads as interrupted.
 """
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import struct
@@ -375,11 +374,3 @@ def mutate(src: str, dst: str, seed: int, sweep: bool = False) -> str:
         if flags:
             set_superblock_flags(dst, flags)
     return what
-
-
-def describe_json(value) -> str:
-    """A short, JSON-safe text of a value (for reports)."""
-    try:
-        return json.dumps(value)[:200]
-    except (TypeError, ValueError):
-        return repr(value)[:200]
