@@ -130,3 +130,38 @@ def test_warm_up_and_missing_cuda_kernels():
     assert set(info) == {"seconds", "compiled", "cached"}
     with pytest.raises(KernelInputError, match="the toy cell has no CUDA kernels"):
         cells.get("toy").cuda_kernels()
+
+
+def test_the_app_trains_records_replays_and_plots_the_toy_cell(tmp_path, qapp):
+    """Through the application's public paths, with nothing edited outside this file: the Trainer trains it
+    beside the RNN, the session file records it (its gate names and init), the reader replays it, and
+    every plot exports it (its gate heatmaps and saturation by its own gate names, its own colour)."""
+    import csv
+    import os
+
+    from explorer.gui.export import export_file
+    from explorer.gui.plots import cell_color
+    from explorer.recording import SessionRecorder
+    from explorer.training import TrainConfig, Trainer
+    from sessions import open_session
+
+    config = TrainConfig(task="adding", seq_len=6, cells=("rnn", "toy"), hidden=4, batch=4, steps=12,
+                         probe_every=4, init="forget-bias:2")
+    trainer = Trainer(config)
+    path = tmp_path / "toy.h5"
+    recorder = SessionRecorder(path, config, trainer.runs)
+    for record in trainer.run():
+        recorder.record(record)
+    recorder.finish({c: trainer.state_dict(c) for c in config.cells})
+    with open_session(path) as s:
+        run = s.run("toy")
+        assert (run.status, run.steps, run.gate_names, run.init) == ("completed", 12, ("f", "u"), "default+forget-bias:2")
+        assert run.probe_series("gates").shape == (4, 2, 6, 4) and not run.has_cell_state
+        assert run.probe_series("saturation").shape == (4, 2)
+    written = export_file(str(path), None, None, str(tmp_path / "figures"))
+    assert len(written) >= 3 * 7 and all(os.path.getsize(p) for p in written)
+    rows = list(csv.reader(open(tmp_path / "figures" / "gates.csv")))
+    assert {(r[0], r[1]) for r in rows[1:]} == {("toy", "f"), ("toy", "u"), ("rnn", "h")}
+    rows = list(csv.reader(open(tmp_path / "figures" / "saturation.csv")))
+    assert {r[2] for r in rows[1:] if r[0] == "toy"} == {"f", "u"}
+    assert cell_color("toy") == "#9467bd"

@@ -66,11 +66,11 @@ def test_svg_parses_as_xml_with_the_curves_in_it(runs, tmp_path):
     from explorer.gui.export import export_plot, latest_probes
 
     out = export_plot("loss", "svg", str(tmp_path / "loss.svg"), runs, latest_probes(runs))
-    from explorer.gui.plots import CELL_COLORS
+    from explorer.gui.plots import cell_color
 
     for cell in ("rnn", "lstm"):   # raw and smoothed curve of each cell, every step in them
-        curves = [n for n in _svg_curves(out, CELL_COLORS[cell]) if n >= STEPS - 1]
-        assert len(curves) == 2, (cell, _svg_curves(out, CELL_COLORS[cell]))
+        curves = [n for n in _svg_curves(out, cell_color(cell)) if n >= STEPS - 1]
+        assert len(curves) == 2, (cell, _svg_curves(out, cell_color(cell)))
     text = open(out).read()
     assert "LSTM" in text and "RNN" in text and "chance" in text
 
@@ -94,7 +94,8 @@ def test_csv_rows_match_the_recorded_steps(runs, tmp_path):
     assert len(rows[0]) == 2 + runs[0].length
     out = export_plot("saturation", "csv", str(tmp_path / "sat.csv"), runs, probes)
     rows = list(csv.reader(open(out)))
-    assert rows[0] == ["run", "step", "i", "f", "g", "o"] and len(rows) == 1 + len(runs[1].probe_steps)
+    assert rows[0] == ["run", "step", "gate", "saturated"]
+    assert [r[2] for r in rows[1:5]] == ["i", "f", "g", "o"] and len(rows) == 1 + 4 * len(runs[1].probe_steps)
     out = export_plot("gates", "csv", str(tmp_path / "gates.csv"), runs, probes)
     rows = list(csv.reader(open(out)))
     L, H = runs[1].length, runs[1].hidden

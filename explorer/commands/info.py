@@ -56,6 +56,9 @@ def summary(session) -> dict:
         runs.append({
             "name": run.name,
             "cell": run.cell,
+            "gates": list(run.gate_names),
+            "init": run.init,
+            "cell_options": _clean(run.cell_options),
             "config": _clean(run.config),
             "status": run.status,
             "steps": int(run.steps),
@@ -111,6 +114,8 @@ def print_text(session, out=None) -> None:
         if run.message:
             print(f"  message:  {run.message}", file=out)
         print(f"  config:   {_config_line(run.config)}", file=out)
+        options = "".join(f", {k} {v}" for k, v in run.cell_options.items())
+        print(f"  cell:     gates {','.join(run.gate_names) or 'none'}, init {run.init}{options}", file=out)
         better = "higher is better" if run.higher_is_better else "lower is better"
         print(f"  final:    loss {_fmt(final['loss'])}   {run.metric_name} {_fmt(final['metric'])}", file=out)
         print(f"  baseline: loss {_fmt(base['loss'])}   {run.metric_name} {_fmt(base['metric'])}"

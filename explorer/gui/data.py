@@ -37,6 +37,13 @@ class _Growable:
         return self._a[: self.n]
 
 
+def gate_names_of(info: RunInfo) -> tuple[str, ...]:
+    """A run's gate names in row order (an LSTM's i, f, g, o when unnamed)."""
+    if info.gate_names is not None:
+        return tuple(info.gate_names)
+    return ("i", "f", "g", "o") if info.n_gates == 4 else tuple(f"gate{k}" for k in range(info.n_gates))
+
+
 class LiveRun:
     """One cell's run as it trains; the read API mirrors :class:`sessions.Run`."""
 
@@ -48,6 +55,10 @@ class LiveRun:
         self.length = info.length
         self.hidden = info.hidden
         self.n_gates = info.n_gates
+        self.gate_names = gate_names_of(info)
+        self.has_cell_state = bool(info.n_gates == 4 if info.cell_state is None else info.cell_state)
+        self.init = info.init
+        self.cell_options = dict(info.options)
         self.metric_name = info.metric_name
         self.higher_is_better = info.higher_is_better
         self.baseline = {"loss": float(info.baseline_loss), "metric": float(info.baseline_metric)}
@@ -60,7 +71,7 @@ class LiveRun:
         self._values = _Growable(np.float64, (len(SCALARS),))
         self._probes: list[dict[str, Any]] = []
         self._probe_gn = _Growable(np.float32, (info.length,))
-        self._probe_sat = _Growable(np.float32, (4,))
+        self._probe_sat = _Growable(np.float32, (max(1, info.n_gates),))
         self._probe_step = _Growable(np.int64)
 
     # -- feeding -------------------------------------------------------------------------------
@@ -120,7 +131,7 @@ class LiveRun:
         if name == "step":
             return self._probe_step.view()
         if name in ("h", "c", "gates"):
-            if name != "h" and not self.n_gates:
+            if (name == "gates" and not self.n_gates) or (name == "c" and not self.has_cell_state):
                 raise KeyError(f"run {self.name!r} ({self.cell}) has no probe array {name!r}")
             return np.stack([p[name] for p in self._probes]) if self._probes else np.empty((0,))
         raise KeyError(f"unknown probe array {name!r}")

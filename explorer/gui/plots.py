@@ -24,22 +24,41 @@ from explorer.training import PARAM_GRAD_NAMES
 pg.setConfigOptions(background="w", foreground="k", antialias=False, imageAxisOrder="row-major")
 
 
-#: consistent colours everywhere: RNN orange, LSTM blue
-CELL_COLORS = {"rnn": "#e8601c", "lstm": "#1f6fb4"}
-GATE_NAMES = ("i", "f", "g", "o")
-GATE_COLORS = {"i": "#7b3294", "f": "#1b9e3e", "g": "#a6611a", "o": "#d01c8b"}
+#: gate curves take these colours in turn, across the cells (LSTM i f g o, then GRU r z n, ...)
+GATE_PALETTE = ("#7b3294", "#1b9e3e", "#a6611a", "#d01c8b", "#008080", "#b8860b", "#4b0082", "#ff1493",
+                "#2f4f4f", "#8b0000")
 PARAM_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 BASELINE_PEN = pg.mkPen("#555555", width=1, style=QtCore.Qt.PenStyle.DashLine)
 SEQ_CMAP = "viridis"
 DIV_CMAP = "CET-D1"
 
 
+def _spec(cell: str):
+    """The registered spec of ``cell``, or None for a cell this program does not know (a file from elsewhere)."""
+    from kernels import cells
+    from kernels.errors import KernelInputError
+
+    try:
+        return cells.get(cell)
+    except KernelInputError:
+        return None
+
+
 def cell_color(cell: str) -> str:
-    return CELL_COLORS.get(cell, "#444444")
+    """The cell's colour in every plot and export (its registry entry: RNN orange, LSTM blue, GRU green)."""
+    spec = _spec(cell)
+    return spec.color if spec else "#444444"
+
+
+def cell_title(cell: str) -> str:
+    """"LSTM" for a registered cell, the name upper-cased otherwise."""
+    spec = _spec(cell)
+    return spec.label if spec else str(cell).upper()
 
 
 def cell_label(run) -> str:
-    return run.cell.upper() if run.name == run.cell else f"{run.cell.upper()} ({run.name})"
+    title = cell_title(run.cell)
+    return title if run.name == run.cell else f"{title} ({run.name})"
 
 
 def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
@@ -553,126 +572,159 @@ class GradHeatmapGroup(PlotGroup):
         return header, rows
 
 
+def gate_panels(run) -> list[tuple[str, str, str, tuple | None]]:
+    """The heatmaps of one run's insides: ``(quantity, title, colour map, levels)`` for each sigmoid gate,
+    then each tanh gate, then the cell state c (cells with one) — or h for a cell without gates.
+    ``levels`` None: symmetric around 0 from the data."""
+    spec = _spec(run.cell)
+    names = tuple(run.gate_names)
+    labels = dict(zip(spec.gates, spec.gate_labels)) if spec else {}
+    tanh = set(spec.tanh_gates) if spec else set()
+    who = cell_label(run)
+    panels = [(g, f"{who} {labels.get(g, 'gate')} gate {g}", SEQ_CMAP, (0.0, 1.0)) for g in names if g not in tanh]
+    panels += [(g, f"{who} candidate {g}", DIV_CMAP, (-1.0, 1.0)) for g in names if g in tanh]
+    if run.has_cell_state:
+        panels.append(("c", f"{who} cell state c_t", DIV_CMAP, None))
+    if not names:
+        panels.append(("h", f"{who} hidden state h_t", DIV_CMAP, (-1.0, 1.0)))
+    return panels
+
+
 class GatesGroup(PlotGroup):
-    """LSTM gates i, f, g, o and cell state c_t, and the RNN's h_t, on the probe sequence (t × unit)."""
+    """Each cell's insides on the probe sequence (t × unit): its gates (LSTM i, f, o, g; GRU r, z, n),
+    the LSTM's cell state c_t, and h_t for a cell without gates (the RNN)."""
 
     name, title, uses_probes = "gates", "Inside the cells on the probe sequence", True
-    PANELS = (("lstm", "i", "LSTM input gate i", SEQ_CMAP, (0.0, 1.0)),
-              ("lstm", "f", "LSTM forget gate f", SEQ_CMAP, (0.0, 1.0)),
-              ("lstm", "o", "LSTM output gate o", SEQ_CMAP, (0.0, 1.0)),
-              ("lstm", "g", "LSTM candidate g", DIV_CMAP, (-1.0, 1.0)),
-              ("lstm", "c", "LSTM cell state c_t", DIV_CMAP, None),
-              ("rnn", "h", "RNN hidden state h_t", DIV_CMAP, (-1.0, 1.0)))
+    COLUMNS = 3
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.maps: dict[tuple[str, str], _Heatmap] = {}
-        for k, (cell, q, title, cmap, levels) in enumerate(self.PANELS):
-            p = self.add_plot(k // 3, k % 3, title, "time step t", "unit")
-            self.maps[(cell, q)] = _Heatmap(p, cmap, levels or (-1.0, 1.0))
+        self.panels: dict[str, list] = {}
+
+    def prepare(self, runs) -> None:
+        for run in runs:
+            if run.name in self.panels:
+                continue
+            self.panels[run.name] = gate_panels(run)
+            for q, title, cmap, levels in self.panels[run.name]:
+                k = len(self.maps)
+                p = self.add_plot(k // self.COLUMNS, k % self.COLUMNS, title, "time step t", "unit")
+                self.maps[(run.name, q)] = _Heatmap(p, cmap, levels or (-1.0, 1.0))
 
     def data_key(self, runs, probes, settings):
         return _selected_steps(runs, probes)
 
     def _arrays(self, runs, probes):
-        """(cell, quantity) -> (array (L, H), step) for the selected probes."""
+        """(run, quantity) -> (array (L, H), step) for the selected probes."""
         out = {}
         for run in runs:
             p = probes.get(run.name)
             if p is None:
                 continue
-            if run.cell == "lstm" and p.get("gates") is not None:
-                checked(p["gates"], run, "the probe's gates", 3, row=(run.length, run.hidden))
-                for j, q in enumerate(GATE_NAMES):
-                    out.setdefault(("lstm", q), (p["gates"][j], p["step"]))
-                out.setdefault(("lstm", "c"), (p["c"], p["step"]))
-            if run.cell == "rnn":
-                out.setdefault(("rnn", "h"), (p["h"], p["step"]))
+            gates = p.get("gates")
+            if gates is not None:
+                gates = checked(gates, run, "the probe's gates", 3, row=(run.length, run.hidden))
+                if gates.shape[0] != len(run.gate_names):
+                    raise PlotDataError(f"run {run.name!r}: the probe has {gates.shape[0]} gates, its gate order "
+                                        f"names {len(run.gate_names)}")
+                for j, q in enumerate(run.gate_names):
+                    out[(run.name, q)] = (gates[j], p["step"])
+            for q in ("c", "h"):
+                if p.get(q) is not None:
+                    out[(run.name, q)] = (checked(p[q], run, f"the probe's {q}", 2, row=(run.hidden,)), p["step"])
         return out
 
     def draw(self, runs, probes, settings) -> None:
-        for (cell, q, title, cmap, levels) in self.PANELS:
-            got = self._arrays(runs, probes).get((cell, q))
-            if got is None:
-                continue
-            a, step = got
-            a = checked(a, next(r for r in runs if r.cell == cell), f"the probe's {q}", 2).astype(np.float32)
-            L, H = a.shape
-            if levels is None:
-                finite = np.abs(a[np.isfinite(a)])
-                m = float(finite.max()) if finite.size else 1.0
-                levels = (-max(m, 1e-6), max(m, 1e-6))
-            hm = self.maps[(cell, q)]
-            hm.set(a.T, (0.0, 0.0, float(L), float(H)), levels)
-            _set_title(hm.plot, f"{title} (step {step})")
-            self.has_data = True
+        self.prepare(runs)
+        arrays = self._arrays(runs, probes)
+        for run in runs:
+            for q, title, _cmap, levels in self.panels[run.name]:
+                got = arrays.get((run.name, q))
+                if got is None:
+                    continue
+                a, step = got
+                a = a.astype(np.float32)
+                L, H = a.shape
+                if levels is None:
+                    finite = np.abs(a[np.isfinite(a)])
+                    m = float(finite.max()) if finite.size else 1.0
+                    levels = (-max(m, 1e-6), max(m, 1e-6))
+                hm = self.maps[(run.name, q)]
+                hm.set(a.T, (0.0, 0.0, float(L), float(H)), levels)
+                _set_title(hm.plot, f"{title} (step {step})")
+                self.has_data = True
 
     def csv_table(self, runs, probes):
         arrays = self._arrays(runs, probes)
         H = max((a.shape[1] for a, _ in arrays.values()), default=0)
         header = ["cell", "quantity", "step", "t"] + [f"unit{u}" for u in range(H)]
         rows = []
-        for (cell, q, *_rest) in self.PANELS:
-            if (cell, q) not in arrays:
-                continue
-            a, step = arrays[(cell, q)]
-            for t, row in enumerate(np.asarray(a, dtype=np.float64)):
-                rows.append([cell, q, int(step), t] + [float(v) for v in row])
+        for run in runs:
+            for q, *_rest in gate_panels(run):
+                if (run.name, q) not in arrays:
+                    continue
+                a, step = arrays[(run.name, q)]
+                for t, row in enumerate(np.asarray(a, dtype=np.float64)):
+                    rows.append([run.cell, q, int(step), t] + [float(v) for v in row])
         return header, rows
 
 
 class SaturationGroup(PlotGroup):
-    """Fraction of saturated LSTM gate values over training, per gate."""
+    """Fraction of saturated gate values over training, per gate, for every cell with gates."""
 
-    name, title = "saturation", "LSTM gate saturation"
+    name, title = "saturation", "Gate saturation"
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.plot = self.add_plot(0, 0, self.title + " (value < 0.1 or > 0.9)", "training step",
+        self.plot = self.add_plot(0, 0, self.title + " (value &lt; 0.1 or &gt; 0.9)", "training step",
                                   "fraction saturated")
         self.plot.setYRange(0, 1)
         self.legend = self.plot.addLegend(offset=(10, 10))
         self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
 
     def prepare(self, runs) -> None:
-        lstms = [r for r in runs if r.n_gates]
-        for run in lstms:
-            for g in GATE_NAMES:
-                self._curve(run, g, len(lstms))
+        gated = [r for r in runs if r.gate_names]
+        for run in gated:
+            for g in run.gate_names:
+                self._curve(run, g, len(gated))
 
-    def _curve(self, run, g: str, n_lstms: int) -> pg.PlotDataItem:
+    def _curve(self, run, g: str, n_gated: int) -> pg.PlotDataItem:
         key = (run.name, g)
         if key not in self.curves:
-            label = f"{g}" if n_lstms == 1 else f"{run.name} {g}"
-            self.curves[key] = self.plot.plot([], [], pen=pg.mkPen(GATE_COLORS[g], width=2), name=label,
-                                              symbol="o", symbolSize=4, symbolBrush=GATE_COLORS[g],
-                                              symbolPen=None)
+            label = f"{cell_title(run.cell)} {g}" if n_gated > 1 else g
+            colour = GATE_PALETTE[len(self.curves) % len(GATE_PALETTE)]
+            runs_seen = list(dict.fromkeys(k[0] for k in self.curves))
+            k = runs_seen.index(run.name) if run.name in runs_seen else len(runs_seen)
+            style = (QtCore.Qt.PenStyle.SolidLine, QtCore.Qt.PenStyle.DashLine)[k % 2]   # one style per cell
+            self.curves[key] = self.plot.plot([], [], pen=pg.mkPen(colour, width=2, style=style), name=label,
+                                              symbol="o", symbolSize=4, symbolBrush=colour, symbolPen=None)
         return self.curves[key]
 
     def data_key(self, runs, probes, settings):
         return (_probes_key(runs), settings.get("x_max"))
 
     def draw(self, runs, probes, settings) -> None:
-        lstms = [r for r in runs if r.n_gates]
+        gated = [r for r in runs if r.gate_names]
         _fix_x(self.plot, settings)
-        for run in lstms:
+        for run in gated:
             steps = checked(run.probe_steps, run, "the probe steps", 1)
-            sat = checked(run.probe_series("saturation"), run, "the probes' saturation", 2, row=(len(GATE_NAMES),),
-                          rows=steps.shape[0])
-            for j, g in enumerate(GATE_NAMES):
-                curve = self._curve(run, g, len(lstms))
+            sat = checked(run.probe_series("saturation"), run, "the probes' saturation", 2,
+                          row=(len(run.gate_names),), rows=steps.shape[0])
+            for j, g in enumerate(run.gate_names):
+                curve = self._curve(run, g, len(gated))
                 if sat.shape[0]:
                     curve.setData(steps, sat[:, j])
                     self.has_data = True
 
     def csv_table(self, runs, probes):
-        header, rows = ["run", "step"] + list(GATE_NAMES), []
+        header, rows = ["run", "step", "gate", "saturated"], []
         for run in runs:
-            if not run.n_gates:
+            if not run.gate_names:
                 continue
             sat = np.asarray(run.probe_series("saturation"))
             for s, row in zip(np.asarray(run.probe_steps).tolist(), sat):
-                rows.append([run.name, int(s)] + [float(v) for v in row])
+                rows += [[run.name, int(s), g, float(v)] for g, v in zip(run.gate_names, row)]
         return header, rows
 
 
@@ -787,10 +839,13 @@ class SessionView(QtWidgets.QWidget):
 
         self.tabs = QtWidgets.QTabWidget()
         g = self.groups
-        self.tabs.addTab(self._grid([[g["loss"], g["metric"]], [g["grad-flow"], g["grad-heatmap"]]]),
-                         "Loss && gradient flow")
-        self.tabs.addTab(self._grid([[g["gates"]]]), "LSTM internals")
-        self.tabs.addTab(self._grid([[g["saturation"], g["param-grads"]]]), "Saturation && parameter gradients")
+        if len(session.runs) <= 2:
+            first = [[g["loss"], g["metric"]], [g["grad-flow"], g["grad-heatmap"]]]
+        else:   # a heatmap per run needs the whole width
+            first = [[g["loss"], g["metric"], g["grad-flow"]], [(g["grad-heatmap"], 3)]]
+        self.tabs.addTab(self._grid(first), "Loss && gradient flow")
+        self.tabs.addTab(self._grid([[g["gates"]]]), "Inside the cells")
+        self.tabs.addTab(self._grid([[g["saturation"]], [g["param-grads"]]]), "Saturation && parameter gradients")
         self.tabs.currentChanged.connect(self._on_inner_tab)
         layout.addWidget(self.tabs, 1)
 
@@ -826,13 +881,17 @@ class SessionView(QtWidgets.QWidget):
     # -- layout helpers --------------------------------------------------------------------------
     @staticmethod
     def _grid(rows) -> QtWidgets.QWidget:
+        """A widget laying ``rows`` of plot groups out in a grid; an item ``(group, n)`` spans n columns."""
         w = QtWidgets.QWidget()
         grid = QtWidgets.QGridLayout(w)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(4)
         for r, row in enumerate(rows):
-            for c, item in enumerate(row):
-                grid.addWidget(item, r, c)
+            c = 0
+            for item in row:
+                item, span = item if isinstance(item, tuple) else (item, 1)
+                grid.addWidget(item, r, c, 1, span)
+                c += span
         return w
 
     def _export(self, name: str, fmt: str) -> None:

@@ -15,21 +15,25 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from explorer.frontier import CELL_ORDER, claims, frontier, write_claims_csv, write_frontier_csv
+from explorer.frontier import claims, claims_columns, frontier, series_of, write_claims_csv, write_frontier_csv
+from explorer.gui.names import SWEEP_PLOT_NAMES
 
-try:
-    from explorer.gui.plots import cell_color
-except ImportError:  # pragma: no cover - plots.py is part of the GUI
-    def cell_color(cell: str) -> str:
-        return {"rnn": "#d62728", "lstm": "#1f77b4"}.get(cell, "#444444")
+from explorer.gui.plots import cell_color, cell_title
 
-SWEEP_PLOTS = ("frontier", "claims")
+SWEEP_PLOTS = tuple(SWEEP_PLOT_NAMES)
 SWEEP_FORMATS = ("png", "svg", "csv")
 DEFAULT_SIZE = {"frontier": (1200, 520), "claims": (1100, 300)}
 
 
-def _label(cell: str) -> str:
-    return cell.upper()
+def _label(series: str) -> str:
+    """"lstm lr=0.01" -> "LSTM lr=0.01"."""
+    cell, _, variant = series.partition(" ")
+    return f"{cell_title(cell)} {variant}".rstrip()
+
+
+#: line styles of a cell's variants (--vary), in order; the colour stays the cell's
+VARIANT_STYLES = (QtCore.Qt.PenStyle.SolidLine, QtCore.Qt.PenStyle.DashLine, QtCore.Qt.PenStyle.DotLine,
+                  QtCore.Qt.PenStyle.DashDotLine)
 
 
 class FrontierGroup(pg.GraphicsLayoutWidget):
@@ -76,22 +80,24 @@ class FrontierGroup(pg.GraphicsLayoutWidget):
         self.metric.setLogMode(x=True, y=log_y)
         self.metric.setLabel("left", f"final {metric_name} (mean of last 50 steps)")
         self.success.setTitle(f"success rate vs lag T ({task})" if task else "success rate vs lag T")
-        cells = [c for c in CELL_ORDER if any(r["cell"] == c for r in rows)] + \
-                sorted({r["cell"] for r in rows} - set(CELL_ORDER))
+        cells = list(dict.fromkeys(r["series"] for r in rows))
+        variant_index: dict[str, int] = {}
         self._targets.clear()
         for cell in cells:
-            color = cell_color(cell)
-            cr = [r for r in rows if r["cell"] == cell]
+            cr = [r for r in rows if r["series"] == cell]
+            color = cell_color(cr[0]["cell"])
+            variant_index[cr[0]["cell"]] = variant_index.get(cr[0]["cell"], -1) + 1
+            style = VARIANT_STYLES[variant_index[cr[0]["cell"]] % len(VARIANT_STYLES)]
             Ts = np.array([r["seq_len"] for r in cr], dtype=float)
             rate = np.array([r["success_rate"] for r in cr], dtype=float)
             med = np.array([r["median_final_metric"] for r in cr], dtype=float)
             paths = [self._median_session(r) for r in cr]
             # success rate
-            item = self.success.plot(Ts, rate, pen=pg.mkPen(color, width=2), symbol="o", symbolSize=10,
+            item = self.success.plot(Ts, rate, pen=pg.mkPen(color, width=2, style=style), symbol="o", symbolSize=10,
                                      symbolBrush=color, symbolPen=pg.mkPen("w"), name=_label(cell))
             self._connect(item, paths)
             # per-seed points, then the median line on top
-            seeds = [r for r in runs if r["cell"] == cell and r.get("status") != "failed"
+            seeds = [r for r in runs if series_of(r) == cell and r.get("status") != "failed"
                      and np.isfinite(r.get("final_metric", math.nan))]
             if seeds:
                 sx = np.array([r["seq_len"] for r in seeds], dtype=float)
@@ -107,7 +113,8 @@ class FrontierGroup(pg.GraphicsLayoutWidget):
                 self._connect(sitem, [r.get("session_path") or r.get("session", "") for r in seeds])
             ok = np.isfinite(med)
             mitem = self.metric.plot(Ts[ok], np.maximum(med[ok], 1e-8) if log_y else med[ok],
-                                     pen=pg.mkPen(color, width=2), symbol="s", symbolSize=9, symbolBrush=color,
+                                     pen=pg.mkPen(color, width=2, style=style), symbol="s", symbolSize=9,
+                                     symbolBrush=color,
                                      symbolPen=pg.mkPen("w"), name=f"{_label(cell)} median")
             self._connect(mitem, [p for p, k in zip(paths, ok) if k])
         # ticks at the swept lags only (log axis)
@@ -160,8 +167,9 @@ class FrontierGroup(pg.GraphicsLayoutWidget):
         item.sigPointsClicked.connect(clicked)
 
 
-def claims_headers(sweep) -> list[str]:
-    return ["claim", "number", "RNN", "LSTM", "detail"]
+def claims_headers(rows: list[dict]) -> list[str]:
+    """Column titles of the claims table: claim, number, one per series (RNN, LSTM, ...), detail."""
+    return [c if c in ("claim", "number", "detail") else _label(c) for c in claims_columns(rows)]
 
 
 def _fmt(v) -> str:
@@ -178,8 +186,8 @@ class ClaimsTable(QtWidgets.QTableWidget):
     """The claims table: one row per claim, RNN and LSTM numbers side by side."""
 
     def __init__(self, parent=None):
-        super().__init__(0, 5, parent)
-        self.setHorizontalHeaderLabels(["claim", "number", "RNN", "LSTM", "detail"])
+        super().__init__(0, 3, parent)
+        self.setHorizontalHeaderLabels(claims_headers([]))
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setWordWrap(True)
@@ -188,11 +196,16 @@ class ClaimsTable(QtWidgets.QTableWidget):
 
     def fill(self, rows: list[dict]) -> None:
         self.rows = rows
+        columns = claims_columns(rows)
+        self.setColumnCount(len(columns))
+        self.setHorizontalHeaderLabels(claims_headers(rows))
         self.setRowCount(len(rows))
         for i, r in enumerate(rows):
-            for j, v in enumerate((r["claim"], r["number"], _fmt(r["rnn"]), _fmt(r["lstm"]), r["detail"])):
+            for j, key in enumerate(columns):
+                numeric = key not in ("claim", "number", "detail")
+                v = _fmt(r[key]) if numeric else r[key]
                 it = QtWidgets.QTableWidgetItem(str(v))
-                if j in (2, 3):
+                if numeric:
                     it.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
                 it.setToolTip(str(v))
                 self.setItem(i, j, it)

@@ -15,7 +15,7 @@ import time
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from explorer.gui.plots import PLOT_NAMES, SessionView
+from explorer.gui.plots import PLOT_NAMES, SessionView, cell_title
 from explorer.gui.settings import GUI_DEFAULTS, SettingsPanel, cuda_unavailable_reason
 
 FRAME_MS = 33          # frame timer period (~30 frames per second)
@@ -379,7 +379,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._cell_progress[rec.cell] = (rec.step, rec.wall_time)
 
     def _on_finished(self, statuses) -> None:
-        text = ", ".join(f"{c.upper()} {s}" for c, (s, _m) in statuses.items())
+        text = ", ".join(f"{cell_title(c)} {s}" for c, (s, _m) in statuses.items())
         self.compile_label.setText(f"training ended: {text}")
         notes = [m for s, m in statuses.values() if s == "diverged" and m]
         if notes:
@@ -489,7 +489,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.training and step == 0:
             return
         self.status_step.setText(f"step {step}/{total}{paused}")
-        rates = [f"{c.upper()} {s / t:.1f}" for c, (s, t) in self._cell_progress.items() if t > 0]
+        rates = [f"{cell_title(c)} {s / t:.1f}" for c, (s, t) in self._cell_progress.items() if t > 0]
         self.status_rate.setText(("steps/s: " + ", ".join(rates)) if rates else "")
         elapsed = max((t for _s, t in self._cell_progress.values()), default=0.0)
         self.status_elapsed.setText(f"elapsed {elapsed:.1f} s")
