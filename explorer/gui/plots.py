@@ -1067,5 +1067,8 @@ class SessionView(QtWidgets.QWidget):
     def _update_info(self) -> None:
         parts = []
         for run in self.runs:
-            parts.append(f"{cell_label(run)}: {run.status}, step {run.steps}, {run.param_count} params")
+            init = getattr(run, "init", "default")
+            extra = "".join(f", {v}" for v in getattr(run, "cell_options", {}).values() if v != "tanh")
+            extra += f", init {init}" if init != "default" else ""
+            parts.append(f"{cell_label(run)}: {run.status}, step {run.steps}, {run.param_count} params{extra}")
         self.info_label.setText("   ".join(parts))
