@@ -37,7 +37,8 @@ def test_json_has_exactly_the_documented_shape(good, capsys):
     assert set(doc) == {"format_version", "runs"} and doc["format_version"] == FORMAT_VERSION
     assert [r["name"] for r in doc["runs"]] == ["rnn", "lstm"]
     for r in doc["runs"]:
-        assert set(r) == {"name", "cell", "config", "status", "steps", "final", "baseline", "solved_at", "test"}
+        assert set(r) == {"name", "cell", "config", "status", "steps", "final", "baseline", "gates", "init",
+                          "cell_options", "solved_at", "test"}
         assert r["solved_at"] is None and r["test"] is None     # this writer recorded neither
         assert r["cell"] == r["name"] and r["status"] == "completed" and r["steps"] == 40
         assert r["config"]["cells"] == ["rnn", "lstm"]

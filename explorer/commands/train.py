@@ -105,8 +105,10 @@ def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
     return TrainConfig(**fields).validate()
 
 
-def warm_up_kernels(trainer, out=sys.stderr) -> None:
-    """Compile or load the kernels before training, saying so (first runs compile for a few seconds)."""
+def warm_up_kernels(trainer, out=None) -> None:
+    """Compile or load the kernels before training, saying so (first runs compile for a few seconds).
+    ``out`` defaults to the current ``sys.stderr`` (read at the call, not at import: tests swap it)."""
+    out = sys.stderr if out is None else out
     warm = getattr(trainer.backend, "warm_up", None)
     if warm is None:
         return
