@@ -110,8 +110,9 @@ class PlotDataError(ExplorerError):
 
 
 def checked(a, run, what: str, ndim: int, row: tuple | None = None, rows: int | None = None) -> np.ndarray:
-    """``a`` as a float64 array, after checking that it holds numbers, has ``ndim`` dimensions and,
-    when given, ``rows`` rows of shape ``row``; raises :class:`PlotDataError` saying what is wrong."""
+    """``a`` as an array of numbers (as it is: no copy), after checking that it holds numbers, has ``ndim``
+    dimensions and, when given, ``rows`` rows of shape ``row``; raises :class:`PlotDataError` saying what
+    is wrong."""
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise PlotDataError(f"run {run.name!r}: {what} holds {arr.dtype} values, not numbers")
@@ -121,7 +122,7 @@ def checked(a, run, what: str, ndim: int, row: tuple | None = None, rows: int | 
         want = f"({', '.join(dims)})" if len(dims) == ndim > 1 else f"{rows} values" if ndim == 1 and rows \
             else f"{ndim} dimension(s)"
         raise PlotDataError(f"run {run.name!r}: {what} has shape {arr.shape}, expected {want}")
-    return arr.astype(np.float64, copy=False)
+    return arr if arr.dtype.kind != "b" else arr.astype(np.float64)
 
 
 def _series(run, name: str) -> tuple[np.ndarray, np.ndarray]:
