@@ -25,11 +25,10 @@ try:
     import torch
 
     print(f"torch        {torch.__version__} ATen capability {torch.backends.cpu.get_cpu_capability()}")
-    code = ("import torch; c = torch.nn.Conv2d(3, 4, 3); "
-            "torch.backends.mkldnn.enabled = True; c(torch.ones(1, 3, 8, 8))")
+    code = "import torch; torch.nn.Conv2d(16, 32, 3)(torch.ones(4, 16, 32, 32))"  # big enough for oneDNN
     env = dict(os.environ, ONEDNN_VERBOSE="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout
-    isa = next((line for line in out.splitlines() if "cpu,runtime" in line or "isa:" in line), "no oneDNN line")
+    isa = next((line for line in out.splitlines() if "cpu,isa:" in line), "no oneDNN line")
     print(f"onednn       {isa.strip()}")
 except ImportError:
     print("torch        not installed")
