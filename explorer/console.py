@@ -60,7 +60,7 @@ class ProgressLine:
         self.console.print(text, markup=False)
 
     def _plain_line(self) -> None:
-        self.console.print(f"{self.done}/{self.total}  {self.describe()}".rstrip(), markup=False)
+        self.console.print(f"{self.done}/{self.total} {self.describe()}".rstrip(), markup=False)
 
     def close(self) -> None:
         if self._progress is not None:

@@ -34,8 +34,6 @@ AUTO_PROBES = 60
 STATUSES = ("running", "completed", "stopped", "diverged", "interrupted")
 #: spawn key of the held-out test set's seed stream (apart from the batch, probe and cell streams)
 TEST_STREAM = 0x7E57
-#: the test set is evaluated in chunks of at most this many time steps × sequences × hidden units
-TEST_CHUNK_ELEMENTS = 1 << 22
 
 
 @dataclass
@@ -392,7 +390,8 @@ class Trainer:
 
     def evaluate(self, cell: str) -> dict:
         """``cell`` on the held-out test set: ``{"n", "loss", "metric", "wrong"}`` (``wrong`` None when
-        the task has no per-sequence rule). Forward passes only, in chunks; training is not touched."""
+        the task has no per-sequence rule). Forward passes only, in chunks of the training batch size (memory
+        stays what training needs); training is not touched."""
         model, task = self.models[cell], self.task
         state = model.state()
         W, b = state["readout.weight"].astype(np.float64), state["readout.bias"].astype(np.float64)
@@ -401,7 +400,7 @@ class Trainer:
         wrong = 0 if task.sequence_rule else None
         for batch in self.test_set():
             L, B = batch.x.shape[:2]
-            chunk = max(1, TEST_CHUNK_ELEMENTS // (L * max(self.config.hidden, 1)))
+            chunk = self.config.batch   # a test forward pass never holds more than a training step does
             for j in range(0, B, chunk):
                 x = np.ascontiguousarray(batch.x[:, j:j + chunk])
                 y = batch.y[..., j:j + chunk]
