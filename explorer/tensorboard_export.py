@@ -112,7 +112,9 @@ def export_tensorboard(path, logdir, runs_filter=None) -> list[str]:
                 os.makedirs(folder, exist_ok=True)
             except OSError as exc:
                 raise TensorBoardExportError(f"cannot create {folder} ({exc.strerror or exc})") from None
-            with SummaryWriter(logdir=folder) as writer:
+            # its own file name: add_hparams opens a second writer in the same folder, which in the same
+            # second would otherwise get the same name and overwrite the scalars
+            with SummaryWriter(logdir=folder, filename_suffix=".scalars") as writer:
                 _write_run(writer, run, start, lut)
             written.append(folder)
     return written

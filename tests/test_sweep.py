@@ -117,7 +117,7 @@ def test_changed_config_in_same_folder_is_refused(tmp_path):
     (["--seq-lens", ""], "no seq-lens"),
     (["--seq-lens", "10,x"], "not an integer"),
     (["--seq-lens", "1"], "seq-len >= 2"),
-    (["--seq-lens", "10", "--cells", "gru"], "unknown cell"),
+    (["--seq-lens", "10", "--cells", "tlstm"], "unknown cell"),
     (["--seq-lens", "10", "--seeds", "0"], "seeds must be"),
 ])
 def test_cli_bad_input_one_line_exit_2(tmp_path, capsys, argv, needle):
