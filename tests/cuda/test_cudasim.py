@@ -38,11 +38,14 @@ def _problem(cell, T, B, I, H, seed=0):
     return p, x, dh, h0, c0
 
 
-CELLS = [("rnn", {}), ("rnn", {"activation": "relu"}), ("lstm", {}), ("gru", {})]
+CELLS = [("rnn", {}), ("lstm", {})]
+#: the simulator runs every CUDA thread as a Python thread: the GRU and the ReLU RNN get the one shape that
+#: spans several blocks with B and H off the tile (their B = 1 path is the same driver code as the others')
+MORE = [("rnn", {"activation": "relu"}, SHAPES[1]), ("gru", {}, SHAPES[1])]
 
 
-@pytest.mark.parametrize("cell,options,shape", [(c, o, s) for c, o in CELLS for s in SHAPES]
-                         + [("rnn", {}, (2, 1, 1, 33)), ("gru", {}, (2, 2, 1, 9))])
+@pytest.mark.parametrize("cell,options,shape", [(c, o, s) for c, o in CELLS for s in SHAPES] + MORE
+                         + [("rnn", {}, (2, 1, 1, 33))])
 def test_forward_and_backward_match_cpu(backends, cell, options, shape):
     cpu, gpu = backends
     p, x, dh, h0, c0 = _problem(cell, *shape)
@@ -71,7 +74,6 @@ CASES = [  # cell, loss kind, K, window, optimizer, (T, B, I, H)
     ("rnn", "ce_last", 3, 1, "sgd", (3, 5, 3, 9)),
     ("lstm", "ce_window", 4, 2, "sgd", (3, 3, 2, 6)),
     ("rnn", "mse_last", 1, 1, "adam", (3, 2, 2, 5)),
-    ("gru", "mse_last", 1, 1, "adam", (4, 2, 2, 5)),
     ("gru", "ce_window", 3, 2, "sgd", (3, 3, 2, 6)),
     ("rnn-relu", "mse_last", 1, 1, "sgd", (3, 2, 2, 5)),
 ]
