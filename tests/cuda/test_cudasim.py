@@ -122,15 +122,19 @@ def test_training_steps_match_cpu(backends, cell, loss_kind, K, window, optimize
 
 
 def test_trainer_gives_the_same_losses_on_both_backends():
-    from explorer.training import StepRecord, Trainer, TrainConfig
+    from explorer.training import StepRecord, TestRecord, Trainer, TrainConfig
 
-    losses = {}
+    losses, tests = {}, {}
     for backend in ("cpu", "cuda"):
         cfg = TrainConfig(task="adding", seq_len=10, cells=("rnn", "lstm"), hidden=6, batch=2, steps=2,
-                          seed=0, backend=backend, probe_every=2)
-        losses[backend] = [(r.cell, r.step, r.loss, r.grad_norm) for r in Trainer(cfg).run()
-                           if isinstance(r, StepRecord)]
+                          seed=0, backend=backend, probe_every=2, test_size=4)   # a tiny held-out set: the
+        records = list(Trainer(cfg).run())                                                   # simulator is slow
+        losses[backend] = [(r.cell, r.step, r.loss, r.grad_norm) for r in records if isinstance(r, StepRecord)]
+        tests[backend] = [(r.cell, r.loss) for r in records if isinstance(r, TestRecord)]
     assert len(losses["cpu"]) == len(losses["cuda"]) == 4
+    assert [c for c, _ in tests["cuda"]] == ["rnn", "lstm"]
+    for (c1, l1), (c2, l2) in zip(tests["cpu"], tests["cuda"]):
+        assert c1 == c2 and l2 == pytest.approx(l1, rel=1e-4)
     for (c1, s1, l1, g1), (c2, s2, l2, g2) in zip(losses["cpu"], losses["cuda"]):
         assert (c1, s1) == (c2, s2)
         assert l2 == pytest.approx(l1, rel=TOL)
