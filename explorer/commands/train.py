@@ -63,12 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
 
 
-#: command-line option (argparse dest) -> TrainConfig field
-OPTION_FIELDS = {"task": "task", "hidden": "hidden", "batch": "batch", "steps": "steps", "optimizer": "optimizer",
-                 "lr": "lr", "momentum": "momentum", "clip": "clip", "backend": "backend",
-                 "probe_every": "probe_every", "dtype": "dtype", "seq_len": "seq_len", "seed": "seed",
-                 "cell": "cells", "init": "init", "rnn_activation": "rnn_activation",
-                 "until_solved": "until_solved", "test_size": "test_size", "test_every": "test_every"}
+#: TrainConfig fields whose option has another name (every other field's option is its own name)
+OPTION_NAMES = {"cells": "cell"}
 
 
 def config_from_session(path: str) -> TrainConfig:
@@ -97,8 +93,8 @@ def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
     from_file = getattr(args, "from_file", None)
     base = config_from_session(from_file) if from_file else TrainConfig()
     fields = base.to_dict()
-    for option, name in OPTION_FIELDS.items():
-        value = getattr(args, option, None)
+    for name in list(fields):
+        value = getattr(args, OPTION_NAMES.get(name, name), None)
         if value is not None:
             fields[name] = value
     fields.update(overrides)
