@@ -6,6 +6,7 @@ at every tenth of the work instead, so logs stay short and readable.
 """
 from __future__ import annotations
 
+import math
 import sys
 from typing import Callable, Iterable, Sequence
 
@@ -78,3 +79,15 @@ def print_table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence], ou
     for row in rows:
         table.add_row(*(str(v) for v in row))
     console(out).print(table)
+
+
+def compact(n) -> str:
+    """Counts for humans: 74,000 -> "74k", 1,234,567 -> "1.23M"."""
+    if n is None or (isinstance(n, float) and not math.isfinite(n)):
+        return "-"
+    n = float(n)
+    if n >= 1e6:
+        return f"{n / 1e6:.3g}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.3g}k"
+    return f"{n:.0f}"

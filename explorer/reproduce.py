@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from explorer.console import compact
 from explorer.errors import ConfigError
 from explorer.training import TrainConfig
 
@@ -181,18 +182,6 @@ def _cell_init(init: str, cell: str, seq_len: int) -> str:
         return init
 
 
-def _k(n) -> str:
-    """Sequences for humans: 74,000 -> "74k", 1,234,567 -> "1.23M"."""
-    if n is None or (isinstance(n, float) and not math.isfinite(n)):
-        return "-"
-    n = float(n)
-    if n >= 1e6:
-        return f"{n / 1e6:.3g}M"
-    if n >= 1e3:
-        return f"{n / 1e3:.3g}k"
-    return f"{n:.0f}"
-
-
 def display_rows(rows: list[dict]) -> tuple[tuple, list[tuple], list[str]]:
     """``(columns, cells, settings lines)`` of the printed table (``explorer.console.print_table``);
     the settings each series used are listed under the table, one line per series."""
@@ -202,10 +191,10 @@ def display_rows(rows: list[dict]) -> tuple[tuple, list[tuple], list[str]]:
     out, settings = [], {}
     for r in rows:
         series = f"{r['cell']} {r['variant']}".strip()
-        paper_seq = _k(r["paper_sequences"]) if r["paper_sequences"] else (r["paper_note"] or "-")
+        paper_seq = compact(r["paper_sequences"]) if r["paper_sequences"] else (r["paper_note"] or "-")
         paper_wrong = f"{r['paper_wrong']}/2560" if r["paper_wrong"] is not None else "-"
-        ours = (f"{_k(r['median_sequences'])} [{_k(r['min_sequences'])}-{_k(r['max_sequences'])}]"
-                if r["n_solved"] else f"no (cap {_k(r['cap_sequences'])})")
+        ours = (f"{compact(r['median_sequences'])} [{compact(r['min_sequences'])}-{compact(r['max_sequences'])}]"
+                if r["n_solved"] else f"no (cap {compact(r['cap_sequences'])})")
         if r["max_test_wrong"] is None:
             wrong = "-"
         else:

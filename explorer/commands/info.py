@@ -122,7 +122,7 @@ def print_text(session, out=None) -> None:
               f"   (chance level; {run.metric_name}: {better})", file=out)
         at, test = _solved_at(run), _test(run)
         if at or "until_solved" in run.config:      # a file of format 1.2 or later
-            print(f"  solved:   " + (f"at step {at['step']:,} ({at['sequences']:,} training sequences)" if at
+            print("  solved:   " + (f"at step {at['step']:,} ({at['sequences']:,} training sequences)" if at
                                     else "no (the stop rule never held)"), file=out)
         if test:
             wrong = "" if test["wrong"] is None else f"   wrong {test['wrong']:,} of {test['n']:,}"

@@ -149,6 +149,8 @@ def write_figure(p, rows: list[dict], stem: str, size=(900, 560)) -> list[str]:
         bars = pg.ErrorBarItem(x=np.log10(T), y=np.log10(med), top=np.log10(hi) - np.log10(med),
                                bottom=np.log10(med) - np.log10(lo), beam=0.03, pen=pg.mkPen(color, width=1))
         plot.addItem(bars)
+    lags = np.log10([r["seq_len"] for r in rows] or [1])
+    plot.setXRange(lags.min() - 0.25, lags.max() + 0.25, padding=0)   # room around one lag too
     widget.show()
     QtWidgets.QApplication.processEvents()
     widget.resize(*size)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.training import PARAM_GRAD_NAMES, ProbeRecord, RunInfo, StatusRecord, StepRecord
+from explorer.training import PARAM_GRAD_NAMES, ProbeRecord, RunInfo, SolvedRecord, StatusRecord, StepRecord
 
 SCALARS = ("loss", "metric", "grad_norm", "wall_time") + tuple(f"grad_norm/{p}" for p in PARAM_GRAD_NAMES)
 
@@ -65,6 +65,8 @@ class LiveRun:
         self.status = "running"
         self.message = ""
         self.params = None
+        #: ``{"step", "sequences"}`` once the task's stop rule held (as ``sessions.Run.solved_at``)
+        self.solved_at: dict[str, int] | None = None
         self.scalar_names = list(SCALARS)
         self._step = _Growable(np.int64)
         self._time = _Growable(np.float64)
@@ -92,6 +94,8 @@ class LiveRun:
                 self._probe_sat.append(rec.saturation)
         elif isinstance(rec, StatusRecord):
             self.status, self.message = rec.status, rec.message
+        elif isinstance(rec, SolvedRecord):
+            self.solved_at = {"step": int(rec.step), "sequences": int(rec.sequences)}
 
     # -- reading (same names as sessions.Run) --------------------------------------------------
     def __len__(self) -> int:

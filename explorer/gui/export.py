@@ -31,8 +31,11 @@ class ExportError(ExplorerError):
 
 
 def ensure_app():
-    """The running QApplication, or a new offscreen one when there is no display."""
+    """The running QApplication, or a new offscreen one when there is no display; pyqtgraph set to the
+    plots' look (white background, black text)."""
     from PySide6 import QtWidgets
+
+    import explorer.gui.plots.base  # noqa: F401  (sets pyqtgraph's options once)
 
     app = QtWidgets.QApplication.instance()
     if app is None:
@@ -108,7 +111,7 @@ def render_plot(name: str, runs, probes, settings: dict | None = None, size: tup
     """A detached, laid-out group ``name`` drawn from ``runs`` (caller closes it)."""
     from PySide6 import QtCore, QtWidgets
 
-    from explorer.gui.plots import GROUP_CLASSES
+    from explorer.gui.plots import GROUP_CLASSES, default_settings
 
     if name not in PLOT_NAMES:
         raise ExportError(f"unknown plot {name!r}: choose one of {', '.join(PLOT_NAMES)}")
@@ -117,7 +120,7 @@ def render_plot(name: str, runs, probes, settings: dict | None = None, size: tup
     w, h = size or DEFAULT_SIZE[name]
     group.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen, True)
     group.resize(int(w), int(h))
-    group.draw(runs, probes, settings or {"smoothing": 0.6, "log": False})
+    group.draw(runs, probes, settings or default_settings(runs))
     group.show()
     QtWidgets.QApplication.processEvents()
     group.resize(int(w), int(h))

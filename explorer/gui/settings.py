@@ -5,6 +5,7 @@ is shown in the panel, and Run is disabled until the values are valid.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -95,8 +96,14 @@ class SettingsPanel(QtWidgets.QWidget):
         self.clip = QtWidgets.QLineEdit()
         self.clip.setToolTip("clip gradients to this global L2 norm; 0 disables")
         form.addRow("clip norm", self.clip)
-        self.steps = self._spin(1, 100_000_000, "training steps per cell")
-        form.addRow("steps", self.steps)
+        self.steps = self._spin(1, 100_000_000, "training steps per cell (with 'until solved': at most)")
+        self.until_solved = QtWidgets.QCheckBox("until solved")
+        self.until_solved.setToolTip("stop each cell when its task's stop rule holds (the loss plot marks the step); "
+                                     "the steps are then the cap")
+        steps = QtWidgets.QHBoxLayout()
+        steps.addWidget(self.steps, 1)
+        steps.addWidget(self.until_solved)
+        form.addRow("steps", steps)
         self.seed = self._spin(0, 2**31 - 1, "seeds the weights, the batches and the probe sequence")
         form.addRow("seed", self.seed)
         self.init = QtWidgets.QComboBox()
@@ -154,7 +161,7 @@ class SettingsPanel(QtWidgets.QWidget):
             w.valueChanged.connect(self._emit)
         for w in (self.lr, self.clip, self.data_dir):
             w.textChanged.connect(self._emit)
-        for w in self.cell_boxes.values():
+        for w in (*self.cell_boxes.values(), self.until_solved):
             w.toggled.connect(self._emit)
         self._emit()
 
@@ -173,6 +180,8 @@ class SettingsPanel(QtWidgets.QWidget):
 
     # -- config <-> widgets ----------------------------------------------------------------------
     def set_config(self, cfg: TrainConfig) -> None:
+        """Show ``cfg``; the fields the panel has no widget for (test set, dtype, ...) are kept as they are."""
+        self._base = cfg
         self.task.setCurrentText(cfg.task)
         self.seq_len.setValue(cfg.seq_len)
         for name, box in self.cell_boxes.items():
@@ -185,6 +194,7 @@ class SettingsPanel(QtWidgets.QWidget):
         self.lr.setText(f"{cfg.lr:g}")
         self.clip.setText(f"{cfg.clip:g}")
         self.steps.setValue(cfg.steps)
+        self.until_solved.setChecked(cfg.until_solved)
         self.seed.setValue(cfg.seed)
         self.probe_every.setValue(cfg.probe_every)
         self.backend.setCurrentIndex(max(0, self.backend.findData(cfg.backend)))
@@ -206,12 +216,13 @@ class SettingsPanel(QtWidgets.QWidget):
             raise ConfigError(f"cells: tick one or more of {', '.join(b.text() for b in self.cell_boxes.values())}")
         if self.backend.currentData() == "cuda" and self.cuda_reason:
             raise ConfigError(f"backend: CUDA is unavailable: {self.cuda_reason}")
-        cfg = TrainConfig(task=self.task.currentText(), seq_len=self.seq_len.value(), cells=cells,
-                          hidden=self.hidden.value(), batch=self.batch.value(), steps=self.steps.value(),
-                          optimizer=self.optimizer.currentText(), lr=self._number(self.lr.text(), "learning rate"),
-                          clip=self._number(self.clip.text(), "clip norm"), seed=self.seed.value(),
-                          backend=self.backend.currentData(), probe_every=self.probe_every.value(),
-                          init=self.init.currentText().strip(), rnn_activation=self.rnn_activation.currentText())
+        cfg = dataclasses.replace(
+            self._base, task=self.task.currentText(), seq_len=self.seq_len.value(), cells=cells,
+            hidden=self.hidden.value(), batch=self.batch.value(), steps=self.steps.value(),
+            until_solved=self.until_solved.isChecked(), optimizer=self.optimizer.currentText(),
+            lr=self._number(self.lr.text(), "learning rate"), clip=self._number(self.clip.text(), "clip norm"),
+            seed=self.seed.value(), backend=self.backend.currentData(), probe_every=self.probe_every.value(),
+            init=self.init.currentText().strip(), rnn_activation=self.rnn_activation.currentText())
         return cfg.validate()
 
     def folder(self) -> str:

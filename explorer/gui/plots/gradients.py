@@ -1,0 +1,142 @@
+"""Gradient flow through time: ‖∂L/∂h_t‖ over t at the selected probe, and over training as a heatmap."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from explorer.gui.plots.base import (Heatmap, PlotGroup, StickyY, cell_color, cell_label, checked, finite_range,
+                                     log10_safe, probes_key, selected_steps, set_title)
+
+
+class GradFlowGroup(PlotGroup):
+    """log10 ‖∂L/∂h_t‖ against t at the selected probe of each run."""
+
+    name, title, uses_probes = "grad-flow", "Gradient flow through time", True
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = self.add_plot(0, 0, self.title, "time step t", "log10 ‖∂L/∂h_t‖")
+        # bottom right: the gradient is largest at t = T, so the curves leave that corner free
+        self.legend = self.plot.addLegend(offset=(-10, -10))
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self._sticky = StickyY(self.plot)
+
+    def prepare(self, runs) -> None:
+        for run in runs:
+            self._curve(run)
+
+    def _curve(self, run) -> pg.PlotDataItem:
+        if run.name not in self.curves:
+            self.curves[run.name] = self.plot.plot([], [], pen=pg.mkPen(cell_color(run.cell), width=2),
+                                                   name=cell_label(run))
+        return self.curves[run.name]
+
+    def data_key(self, runs, probes, settings):
+        return selected_steps(runs, probes)
+
+    def draw(self, runs, probes, settings) -> None:
+        steps, shown = [], []
+        for run in runs:
+            p = probes.get(run.name)
+            curve = self._curve(run)
+            if p is None:
+                continue
+            y = log10_safe(checked(p["grad_norm_t"], run, "the probe's grad_norm_t", 1))
+            curve.setData(np.arange(y.shape[0]), y)
+            shown.append(y)
+            steps.append(str(p["step"]))
+            self.has_data = True
+        set_title(self.plot, f"{self.title}" + (f" (step {'/'.join(sorted(set(steps)))})" if steps else ""))
+        if shown:
+            self._sticky.fit(*finite_range(shown, False))
+
+    def csv_table(self, runs, probes):
+        cols = [(r, probes.get(r.name)) for r in runs if probes.get(r.name) is not None]
+        L = max((p["grad_norm_t"].shape[0] for _, p in cols), default=0)
+        header = ["t"] + [f"{r.name}_grad_norm_at_step_{p['step']}" for r, p in cols]
+        rows = [[t] + [float(p["grad_norm_t"][t]) if t < p["grad_norm_t"].shape[0] else "" for _, p in cols]
+                for t in range(L)]
+        return header, rows
+
+
+
+class GradHeatmapGroup(PlotGroup):
+    """log10 ‖∂L/∂h_t‖ over (training step × t), one heatmap per run."""
+
+    name, title = "grad-heatmap", "Gradient flow over training"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.maps: dict[str, Heatmap] = {}
+        self.bar: pg.ColorBarItem | None = None  # one colour bar for every run: they share the levels
+        self._linked = 0  # heatmaps the bar drives
+
+    def prepare(self, runs) -> None:
+        for run in runs:
+            self._map(run)
+        self._link_bar()
+
+    def _map(self, run) -> Heatmap:
+        if run.name not in self.maps:
+            p = self.add_plot(0, len(self.maps), f"{cell_label(run)}: log10 ‖∂L/∂h_t‖",
+                              "time step t", "training step")
+            self.maps[run.name] = Heatmap(p, "inferno", bar=self.bar or self._new_bar())
+        return self.maps[run.name]
+
+    def _new_bar(self) -> pg.ColorBarItem:
+        self.bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("inferno"), interactive=False,
+                                   width=12)
+        return self.bar
+
+    def _link_bar(self) -> None:
+        """Put the shared colour bar beside the last heatmap, driving every heatmap's colours."""
+        images = [hm.image for hm in self.maps.values()]
+        if self.bar is not None and images and self._linked != len(images):
+            last = list(self.maps.values())[-1].plot
+            self.bar.setImageItem(images, insert_in=None if self._linked else last)
+            self._linked = len(images)
+
+    def data_key(self, runs, probes, settings):
+        return (probes_key(runs), settings.get("x_max"))
+
+    def draw(self, runs, probes, settings) -> None:
+        data = {}
+        x_max = settings.get("x_max")
+        for run in runs:
+            hm = self._map(run)
+            self._link_bar()
+            if x_max and getattr(hm.plot, "_fixed_y", None) != x_max:
+                # a live run grows upwards inside a fixed frame instead of re-ranging the axes each probe
+                hm.plot._fixed_y = x_max
+                hm.plot.enableAutoRange(x=False, y=False)
+                hm.plot.setXRange(0, run.length, padding=0.0)
+                hm.plot.setYRange(0, x_max, padding=0.01)
+            steps = checked(run.probe_steps, run, "the probe steps", 1)
+            gn = checked(run.probe_series("grad_norm_t"), run, "the probes' grad_norm_t", 2, rows=steps.shape[0])
+            if gn.shape[0]:
+                data[run.name] = (log10_safe(gn), steps)
+        finite = [d[np.isfinite(d)] for d, _ in data.values()]
+        finite = [f for f in finite if f.size]
+        if not finite:
+            return
+        lo = float(min(f.min() for f in finite))
+        hi = float(max(f.max() for f in finite))
+        if hi <= lo:
+            hi = lo + 1.0
+        for name, (d, steps) in data.items():
+            L = d.shape[1]
+            s0, s1 = float(steps[0]), float(steps[-1])
+            # the P rows share the span from the first probe's step to the last one's, so the picture
+            # never reaches past the steps trained (row k lies on or next to probe k's step)
+            self.maps[name].set(d, (0.0, s0, float(L), max(s1 - s0, 1.0)), (lo, hi))
+            self.has_data = True
+
+    def csv_table(self, runs, probes):
+        L = max((r.length for r in runs), default=0)
+        header = ["run", "step"] + [f"t{t}" for t in range(L)]
+        rows = []
+        for run in runs:
+            gn = np.asarray(run.probe_series("grad_norm_t"))
+            for s, row in zip(np.asarray(run.probe_steps).tolist(), gn):
+                rows.append([run.name, int(s)] + [float(v) for v in row])
+        return header, rows

@@ -1,0 +1,12 @@
+"""The plot groups, one per exportable plot name (:data:`explorer.gui.names.PLOT_NAMES`), in that order.
+
+A new plot or lens is one module in this package plus its class here.
+"""
+from explorer.gui.names import PLOT_NAMES
+from explorer.gui.plots.gates import GatesGroup, SaturationGroup
+from explorer.gui.plots.gradients import GradFlowGroup, GradHeatmapGroup
+from explorer.gui.plots.scalars import LossGroup, MetricGroup, ParamGradsGroup
+
+GROUP_CLASSES = (LossGroup, MetricGroup, GradFlowGroup, GradHeatmapGroup, GatesGroup, SaturationGroup,
+                 ParamGradsGroup)
+assert tuple(c.name for c in GROUP_CLASSES) == tuple(PLOT_NAMES)
