@@ -90,10 +90,12 @@ class SweepPlan:
                                   "(use --cells, --seq-lens or --seeds)")
             if not values or len(set(values)) != len(values):
                 raise ConfigError(f"--vary {name}: give distinct values, e.g. {name}=a,b")
-        TrainConfig(**{**self.base.to_dict(), "cells": self.cells}).validate()
-        for variant in self.variants():
+        if not self.cells or len(set(self.cells)) != len(self.cells):
+            raise ConfigError(f"cells: give distinct cells, e.g. rnn,lstm (got {','.join(self.cells) or 'none'})")
+        for variant in self.variants():         # each run, as a worker trains it: one cell (memory too)
             for T in self.seq_lens:
-                TrainConfig(**{**self.base.to_dict(), **variant, "cells": self.cells, "seq_len": T}).validate()
+                for cell in self.cells:
+                    self.config(cell, T, 0, variant).validate()
         return self
 
     def variants(self) -> list[dict]:

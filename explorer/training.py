@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,7 +127,33 @@ class TrainConfig:
         need(is_int(self.test_every) and self.test_every >= 0,
              f"test-every must be an integer >= 0 (0: only at the end), got {self.test_every!r}")
         self.init_spec()
+        self.check_memory()
         return self
+
+    def memory_bytes(self) -> int:
+        """Memory a training step of this config holds, estimated from the cells' buffers at the task's
+        longest sequence (:meth:`kernels.cells.CellSpec.workspace_floats`), every cell, plus the input batch
+        and the probe sequence's copy. Measured against ``bench --memory``: within 1.5x above 10 MB."""
+        from explorer.tasks import make_task
+        from kernels import cells
+
+        task = make_task(self.task, self.seq_len)
+        L = task.lengths[1]
+        floats = sum(cells.get(c).workspace_floats(L, self.batch, self.hidden, task.n_in) for c in self.cells)
+        floats += 2 * L * self.batch * task.n_in
+        return floats * np.dtype(self.dtype).itemsize
+
+    def check_memory(self, available: int | None = None) -> None:
+        """:class:`ConfigError` with the estimate when a training step of this config cannot fit in the
+        memory this machine has free (``available`` bytes; default: MemAvailable, when the OS says)."""
+        need_b = self.memory_bytes()
+        have = available_memory() if available is None else available
+        if have is not None and need_b > have:
+            raise ConfigError(
+                f"this configuration needs about {need_b / 2**30:,.1f} GiB to train (T={self.seq_len}, batch "
+                f"{self.batch}, H={self.hidden}, cells {','.join(self.cells)}: every step keeps the states and gates "
+                f"of the whole sequence for backpropagation through time) but this machine has "
+                f"{have / 2**30:,.1f} GiB free: lower --seq-len, --batch or --hidden, or train fewer cells at once")
 
     def init_spec(self):
         """The parsed initialisation (:class:`kernels.inits.InitSpec`); :class:`ConfigError` naming the problem.
@@ -169,6 +196,22 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
         return cls(**d)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for a new allocation (Linux MemAvailable; the physical total elsewhere;
+    None when the OS does not say)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 @dataclass

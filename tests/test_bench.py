@@ -125,11 +125,11 @@ def test_bad_arguments_are_one_line_errors(capsys, args, message):
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_memory_measurement_that_cannot_run_is_a_one_line_error(capsys):
-    """A size that does not fit in memory fails in the measuring process; the user gets its reason."""
+def test_a_memory_measurement_that_cannot_fit_is_a_one_line_error(capsys):
+    """A size that does not fit in memory is refused before the measuring process starts, with the estimate."""
     assert main(["bench", "--memory", "--grid", "100000x4000x4000"]) == 2
     err = capsys.readouterr().err
-    assert "memory measurement of lstm T=100000 B=4000 H=4000 failed" in err and "Unable to allocate" in err
+    assert "GiB to train (T=100000, batch 4000, H=4000, cells lstm" in err and "GiB free" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 

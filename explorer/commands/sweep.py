@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--retries must be >= 0, got {args.retries}")
     if not cells:
         raise ConfigError("cells is empty: give one or more of rnn, lstm, gru, e.g. rnn,lstm")
-    base = config_from_args(args, cells=cells, seq_len=max(seq_lens), seed=0)
+    # the shared fields, checked here; every run (one cell at one T, its memory too) is checked by the plan
+    base = config_from_args(args, cells=cells[:1], seq_len=min(seq_lens), seed=0)
     vary = parse_vary(args.vary)
     if args.inits:
         if args.init or "init" in vary:
