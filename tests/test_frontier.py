@@ -124,3 +124,40 @@ def test_sweep_view_click_opens_run(tmp_path, qtbot):
     with qtbot.waitSignal(view.run_selected, timeout=1000) as sig:
         view.frontier.point_clicked.emit(str(tmp_path / "adding-lstm-T50-s1.h5"))
     assert sig.args == [str(tmp_path / "adding-lstm-T50-s1.h5")]
+
+
+def test_a_sweep_file_opens_wherever_a_session_does(tmp_path, qtbot, monkeypatch, capsys):
+    """File > Open, drag-and-drop and `lstm-explorer replay` all go through open_files: a sweep file gets
+    the sweep view's tab, a session its own, side by side."""
+    from PySide6 import QtCore, QtGui
+
+    from explorer.cli import main
+    from explorer.gui.sweep_view import SweepView
+    from explorer.gui.window import MainWindow
+    from tests.gui_fixtures import record_session
+
+    monkeypatch.setenv("LSTM_EXPLORER_DATA_DIR", str(tmp_path / "data"))
+    sweep = tmp_path / "sweep.h5"
+    write_sweep(sweep, {"train": {"task": "adding"}, "cells": ["rnn", "lstm"], "seq_lens": [10, 50, 100],
+                        "seeds": 3}, fake_results())
+    session = record_session(tmp_path / "run.h5", steps=20, probe_every=10)
+    w = MainWindow(check_cuda=False, prewarm=False)
+    qtbot.addWidget(w)
+    sweep_view, session_view = w.open_files([sweep, session])
+    assert isinstance(sweep_view, SweepView) and sweep_view.claims.rowCount() == 6
+    assert w.tabs.tabText(w.tabs.indexOf(sweep_view)) == "sweep: sweep.h5"
+    assert session_view in w.views() and not w.errors
+    assert str(sweep) in w.recent_files()
+    # a clicked point opens its run in a tab (here the session recorded above stands for it)
+    sweep_view.frontier.point_clicked.emit(str(session))
+    assert len(w.views()) == 2 and w.tabs.currentWidget() is w.views()[-1]
+    assert sweep_view.claims.maximumHeight() < 400                 # the table no taller than its 6 rows
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(sweep))])
+    w.dropEvent(QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.DropAction.CopyAction, mime,
+                                 QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier))
+    assert sum(isinstance(w.tabs.widget(i), SweepView) for i in range(w.tabs.count())) == 2
+    w.close()
+    shot = tmp_path / "sweep.png"
+    assert main(["replay", str(sweep), "--screenshot", str(shot), "--size", "1280x800"]) == 0
+    assert shot.stat().st_size > 10_000 and "Traceback" not in capsys.readouterr().err

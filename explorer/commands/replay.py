@@ -1,4 +1,4 @@
-"""Open the window, replaying saved session files (each in its own tab).
+"""Open the window, replaying saved session files and sweeps (each in its own tab).
 
 With no FILE the window opens empty, ready to train (this is what plain
 `lstm-explorer` does). A file still being written by `lstm-explorer train` is
@@ -18,7 +18,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="*", metavar="FILE", help="session files (.h5) to open")
+    p.add_argument("files", nargs="*", metavar="FILE", help="session files (.h5) or sweep files (sweep.h5) to open")
     p.add_argument("--screenshot", metavar="FILE.png", help="save the window as this PNG once drawn, then close")
     p.add_argument("--size", metavar="WxH", help="window size in pixels, e.g. 1280x800")
 

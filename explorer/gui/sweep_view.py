@@ -1,9 +1,9 @@
 """The Sweep view: the lag frontier (success rate and median final metric vs T, per cell)
 and the claims table, from a ``sweep.h5``; plus headless export to PNG, SVG and CSV.
 
-- :class:`SweepView` — File > Open a sweep. Clicking a point emits ``run_selected(path)``
+- :class:`SweepView` — a sweep file opened in the window. Clicking a point emits ``run_selected(path)``
   with that run's session file (the median seed for a (cell, T) point, the seed itself
-  for a per-seed point) and, when the window has ``open_session_file(path)``, opens it.
+  for a per-seed point); the window opens it in a tab.
 - :func:`export_plot` — ``lstm-explorer export DIR/sweep.h5 --plot frontier|claims``.
 """
 from __future__ import annotations
@@ -211,6 +211,10 @@ class ClaimsTable(QtWidgets.QTableWidget):
                 self.setItem(i, j, it)
         self.resizeColumnsToContents()
         self.resizeRowsToContents()
+        # as tall as its rows, no taller: the frontier plots above take the rest of the height
+        rows_h = sum(self.rowHeight(i) for i in range(self.rowCount()))
+        self.setMaximumHeight(self.horizontalHeader().sizeHint().height() + rows_h + 2 * self.frameWidth()
+                              + self.horizontalScrollBar().sizeHint().height())
 
 
 class SweepView(QtWidgets.QWidget):
@@ -258,13 +262,7 @@ class SweepView(QtWidgets.QWidget):
         self.claims.fill(claims(self.sweep.runs))
 
     def _open(self, session_path: str) -> None:
-        self.run_selected.emit(session_path)
-        win = self.window()
-        opener = getattr(win, "open_session_file", None)
-        if opener is None and self.parent() is not None:
-            opener = getattr(self.parent(), "open_session_file", None)
-        if callable(opener):
-            opener(session_path)
+        self.run_selected.emit(session_path)      # the window opens it in a tab of its own
 
 
 # ---------------------------------------------------------------------------------- export

@@ -157,7 +157,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------------------------ menus
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")
-        a = m.addAction("&Open session…")
+        a = m.addAction("&Open session or sweep…")
         a.setShortcut(QtGui.QKeySequence.StandardKey.Open)
         a.triggered.connect(self.open_dialog)
         self.recent_menu = m.addMenu("Open &recent")
@@ -533,17 +533,25 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------------------------ files
     def open_dialog(self) -> None:
-        files, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Open session files", self.settings.folder(),
-                                                          "Session files (*.h5 *.hdf5);;All files (*)")
+        files, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Open session or sweep files", self.settings.folder(),
+                                                          "Session and sweep files (*.h5 *.hdf5);;All files (*)")
         if files:
             self.open_files(files)
 
-    def open_files(self, paths) -> list[SessionView]:
-        """Open each file in its own tab; a bad file shows a dialog naming it and the problem."""
+    def open_files(self, paths) -> list:
+        """Open each file in its own tab: a session in a :class:`SessionView`, a sweep file (``sweep.h5``) in
+        the sweep view; a bad file shows a dialog naming it and the problem. Returns the views opened."""
         from sessions import SessionError, open_session
+        from sessions.sweep import is_sweep_file
 
         opened = []
         for path in paths:
+            if is_sweep_file(path):
+                view = self.open_sweep(os.fspath(path))
+                if view is not None:
+                    self._add_recent(os.fspath(path))
+                    opened.append(view)
+                continue
             try:
                 session = open_session(path)
                 if not session.runs:
@@ -600,6 +608,7 @@ class MainWindow(QtWidgets.QMainWindow):
         except Exception as exc:
             self.show_error("Cannot open the sweep", f"{path}: {exc}")
             return None
+        view.run_selected.connect(lambda session: self.open_files([session]))   # a clicked point's run
         i = self.tabs.addTab(view, f"sweep: {os.path.basename(path)}")
         self.tabs.setCurrentIndex(i)
         self._remove_welcome()
