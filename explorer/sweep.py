@@ -34,8 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-
+from explorer.card import decay_ratio, final_mean
 from explorer.console import ProgressLine
 from explorer.recording import SessionRecorder
 from explorer.errors import ConfigError, ExplorerError
@@ -45,8 +44,6 @@ from explorer.training import TrainConfig
 FINISHED = ("completed", "diverged", "stopped")
 #: fields of TrainConfig that differ between the runs of one sweep
 PER_RUN_FIELDS = ("cells", "seq_len", "seed")
-#: the "final" figures average this many last steps (same as ``lstm-explorer train``)
-FINAL_WINDOW = 50
 SWEEP_FILE = "sweep.h5"
 #: environment of every worker process of the embedded cluster: one thread each
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
@@ -225,19 +222,8 @@ def _warm(trainer) -> None:
     _WARM.add(key)
 
 
-def decay_ratio(grad_norm_t) -> float:
-    """‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ of one probe's ``grad_norm_t : (L,)`` (NaN when undefined)."""
-    g = np.asarray(grad_norm_t, dtype=np.float64).ravel()
-    g = g[: np.flatnonzero(np.isfinite(g))[-1] + 1] if np.isfinite(g).any() else g   # a shorter batch: NaN tail
-    if g.size == 0 or not np.isfinite(g[0]) or not np.isfinite(g[-1]) or g[-1] <= 0:
-        return math.nan
-    return float(g[0] / g[-1])
-
-
 def _final(values, times) -> tuple[float, float]:
-    n = len(values)
-    return (float(np.mean(values[-FINAL_WINDOW:])) if n else math.nan,
-            float(times[-1]) if n else 0.0)
+    return final_mean(values), (float(times[-1]) if len(values) else 0.0)
 
 
 def outcome_columns(solved_at: dict | None, test: dict | None, wall: float) -> dict:

@@ -38,8 +38,10 @@ def test_json_has_exactly_the_documented_shape(good, capsys):
     assert [r["name"] for r in doc["runs"]] == ["rnn", "lstm"]
     for r in doc["runs"]:
         assert set(r) == {"name", "cell", "config", "status", "steps", "final", "baseline", "gates", "init",
-                          "cell_options", "solved_at", "test"}
+                          "cell_options", "solved_at", "test", "card"}
         assert r["solved_at"] is None and r["test"] is None     # this writer recorded neither
+        assert set(r["card"]) == {"best_metric", "final_metric", "decay_ratio", "memory_gate",
+                                  "memory_gate_saturation", "param_count", "ms_per_step"}
         assert r["cell"] == r["name"] and r["status"] == "completed" and r["steps"] == 40
         assert r["config"]["cells"] == ["rnn", "lstm"]
         k = 1.0 if r["name"] == "rnn" else 2.0

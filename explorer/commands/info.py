@@ -1,5 +1,9 @@
 """Print what a session file holds: each run's config, status, steps, final loss and
-metric, and the chance baseline.
+metric, and the chance baseline; then the run card, one column per run: solved at step N
+(M sequences) or not, best and final metric, the held-out test, the decay ratio
+||dL/dh_1|| / ||dL/dh_T|| and the memory gate's saturation at the last probe, parameters,
+ms/step. With --json each run also carries "card": {best_metric, final_metric, decay_ratio,
+memory_gate, memory_gate_saturation, param_count, ms_per_step} (null for NaN).
 
 A run whose writer was killed (or crashed) while it trained is reported as
 "interrupted", with the steps it had flushed. A file that is still being written
@@ -66,6 +70,7 @@ def summary(session) -> dict:
             "baseline": {"loss": _num(run.baseline["loss"]), "metric": _num(run.baseline["metric"])},
             "solved_at": _solved_at(run),
             "test": _test(run),
+            "card": _card_json(run),
         })
     return {"format_version": session.format_version, "runs": runs}
 
@@ -83,6 +88,34 @@ def _test(run) -> dict | None:
         return None
     return {"n": int(t["n"]), "loss": _num(t["loss"]), "metric": _num(t["metric"]),
             "wrong": None if t["wrong"] is None else int(t["wrong"]), "step": int(t["step"])}
+
+
+def _card_json(run) -> dict | None:
+    """The run card's figures beyond the entry's own (:mod:`explorer.card`); None when the data cannot make one."""
+    from explorer.card import CardError, run_card
+
+    try:
+        c = run_card(run)
+    except CardError:
+        return None
+    return _clean({k: c[k] for k in ("best_metric", "final_metric", "decay_ratio", "memory_gate",
+                                     "memory_gate_saturation", "param_count", "ms_per_step")})
+
+
+def print_card(session, out=None) -> None:
+    """The run card of every run as one table (or one line saying why it cannot be made)."""
+    from explorer.card import CARD_COLUMNS, CardError, card_text, run_card
+    from explorer.console import print_table
+
+    try:
+        cards = [card_text(run_card(run)) for run in session.runs]
+    except CardError as exc:
+        print(f"\nrun card: unavailable ({exc})", file=out)
+        return
+    if cards:      # one column per run, one row per figure: narrow enough for a terminal
+        print(file=out)
+        print_table([("run card", "left")] + [(c["cell"], "right") for c in cards],
+                    [[header] + [c[k] for c in cards] for k, header in list(CARD_COLUMNS.items())[1:]], out=out)
 
 
 def _fmt(x) -> str:
@@ -130,6 +163,7 @@ def print_text(session, out=None) -> None:
                   f"   {run.metric_name} {_fmt(test['metric'])}{wrong}", file=out)
         print(f"  probes:   {run.n_probes}   final parameters: {'saved' if run.params is not None else 'not saved'}",
               file=out)
+    print_card(session, out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,10 +14,8 @@ import argparse
 import math
 import sys
 
+from explorer.card import final_mean
 from explorer.training import TrainConfig, cell_names
-
-#: the summary's "final" figures average this many last steps (one batch alone is noisy)
-FINAL_WINDOW = 50
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -126,8 +124,7 @@ def summarize(trainer, history: dict, statuses: dict, outcomes: dict | None = No
         out = outcomes.get(info.cell, {})
         h = history.get(info.cell, {"loss": [], "metric": [], "time": []})
         n = len(h["loss"])
-        loss = sum(h["loss"][-FINAL_WINDOW:]) / min(n, FINAL_WINDOW) if n else math.nan
-        metric = sum(h["metric"][-FINAL_WINDOW:]) / min(n, FINAL_WINDOW) if n else math.nan
+        loss, metric = final_mean(h["loss"]), final_mean(h["metric"])
         seconds = h["time"][-1] if n else 0.0
         rows.append(dict(cell=info.cell, status=statuses.get(info.cell, ("running", ""))[0],
                          message=statuses.get(info.cell, ("", ""))[1], steps=n, loss=loss, metric=metric,

@@ -9,6 +9,7 @@ PLOT_NAMES = {
     "gates": "LSTM i, f, g, o and c_t, and the RNN h_t, on the probe sequence (t x unit)",
     "saturation": "fraction of LSTM gate values below 0.1 or above 0.9, per gate, vs step",
     "param-grads": "gradient L2 norm per parameter vs step, per cell",
+    "card": "the run card: solved at, best/final metric, test set, decay ratio, memory gate, params, ms/step",
 }
 #: plots of a sweep file (``DIR/sweep.h5``)
 SWEEP_PLOT_NAMES = {
