@@ -243,6 +243,7 @@ class ProbeRecord:
     gates: np.ndarray | None   # (n_gates, L, H) float32, the cell's gates in its order (None without gates)
     c: np.ndarray | None       # (L, H) float32, LSTM cell state (None for cells without one)
     saturation: np.ndarray | None  # (n_gates,) float32, fraction of each gate saturated (None without gates)
+    saliency: np.ndarray | None = None  # (L,) float32, input saliency ‖∂ŷ/∂x_t‖ on the probe sequence (Trainer.saliency)
 
 
 @dataclass
@@ -306,6 +307,7 @@ class RunInfo:
     stop_rule: str = ""        # the task's stop rule in words (what "solved" means for this run)
     test_size: int = 0         # held-out test sequences evaluated (0: none)
     sequence_rule: str = ""    # the paper's per-sequence "correct" rule ("" when the task has none)
+    probe_input: np.ndarray | None = None  # (L, n_in) float32, the probe sequence every probe runs on
 
 
 #: names of the per-parameter gradient norms in StepRecord.param_grad_norms
@@ -377,6 +379,7 @@ class Trainer:
                              cell_state="c" in self.specs[cell].states,
                              init=self.inits[cell], options=config.cell_options(cell),
                              stop_rule=rule, test_size=config.test_size, sequence_rule=self.task.sequence_rule,
+                             probe_input=self.probe_x[:, 0].astype(np.float32),
                              metric_name=self.task.metric_name,
                              higher_is_better=self.task.higher_is_better,
                              baseline_loss=float(self.task.baseline_loss),
@@ -423,7 +426,30 @@ class Trainer:
         L = self.task.length
         gn = np.full(L, np.nan, dtype=np.float32)     # a shorter batch (variable-length tasks): NaN beyond its end
         gn[:min(L, len(grad_norm_t))] = grad_norm_t[:L]
-        return ProbeRecord(cell=cell, step=step, grad_norm_t=gn, h=h, gates=gates, c=c, saturation=saturation)
+        return ProbeRecord(cell=cell, step=step, grad_norm_t=gn, h=h, gates=gates, c=c, saturation=saturation,
+                           saliency=self.saliency(cell, fwd))
+
+    def saliency(self, cell: str, fwd=None) -> np.ndarray:
+        """Input saliency of ``cell`` on the probe sequence: ``(L,)`` float32, ‖∂ŷ/∂x_t‖ (L2 over the input
+        channels at step t), one backward pass of batch 1 (``fwd``: the probe's forward, when at hand).
+
+        ŷ is the readout the loss judges: the output itself for a regression (the adding problems); for a
+        classification, the score of the class the cell predicts, summed over the steps the loss reads
+        (temporal order: the last; copy: the recall window). Madsen (2019)'s "connectivity": where the
+        answer comes from. An RNN that forgets shows it near zero before the last steps."""
+        model, task = self.models[cell], self.task
+        fwd = fwd if fwd is not None else model.probe(self.probe_x)
+        params = model.state()
+        W, b = params["readout.weight"].astype(np.float64), params["readout.bias"].astype(np.float64)  # (n_out, H)
+        h = np.asarray(fwd.h[:, 0], dtype=np.float64)                    # (L, H)
+        L = h.shape[0]
+        dh = np.zeros((L, 1, h.shape[1]), dtype=model.dtype)
+        for t in range(L - task.window, L):
+            k = 0 if task.loss_kind == "mse_last" else int(np.argmax(h[t] @ W.T + b))   # the class it answers
+            dh[t, 0] = W[k]
+        recurrent = {k: params[k] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        dx = self.backend.backward(cell, recurrent, self.probe_x, fwd, dh)["x"][:, 0]    # (L, n_in)
+        return np.sqrt(np.sum(np.asarray(dx, dtype=np.float64) ** 2, axis=1)).astype(np.float32)
 
     def test_set(self) -> list:
         """The held-out test set (``config.test_size`` sequences, every length of the task), drawn once."""

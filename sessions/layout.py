@@ -21,7 +21,7 @@ from sessions.writer import FORMAT_NAME, FORMAT_VERSION
 _MAJOR = int(FORMAT_VERSION.split(".")[0])
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$")
 
-PROBE_ARRAYS = ("grad_norm_t", "h", "gates", "c", "saturation")
+PROBE_ARRAYS = ("grad_norm_t", "h", "gates", "c", "saturation", "saliency")
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -156,9 +156,15 @@ def run_problems(where: str, g: h5py.Group) -> list[str]:
                 rows.update(gates=(G, L, H), saturation=(G,))
             if "c" in probes:   # a cell state (1.1: only a cell with one has it)
                 rows["c"] = (L, H)
+            if "saliency" in probes:   # 1.3
+                rows["saliency"] = (L,)
             for name, row in rows.items():
                 _dataset(probes, name, f"{where}/probes", out, row=row,
                          why=f" (a run with {G} gates has them)" if name in ("gates", "saturation") else "")
+    if "probe_input" in g and ok["length"]:   # 1.3: the probe sequence, (L, n_in)
+        ds = _dataset(g, "probe_input", where, out, ndim=2, kinds="f")
+        if ds is not None and ds.shape[0] != int(g.attrs["length"]):
+            out.append(f"{where}/probe_input has {ds.shape[0]} rows, expected L={int(g.attrs['length'])}")
     for name in ("solved_step", "solved_sequences"):   # 1.2
         if name in g:
             _dataset(g, name, where, out, shape=(), kinds="iu")

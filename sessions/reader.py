@@ -274,7 +274,8 @@ class Run:
             self.cell_options = {}
         #: the probe datasets this run has (an RNN has no gates; members beyond these are ignored)
         self._probe_keys = ("step",) + (("time",) if "time" in self._probes else ()) + ("grad_norm_t", "h") + \
-            (("gates", "saturation") if self.n_gates else ()) + (("c",) if self.has_cell_state else ())
+            (("gates", "saturation") if self.n_gates else ()) + (("c",) if self.has_cell_state else ()) + \
+            (("saliency",) if "saliency" in self._probes else ())
 
     def _rows(self, ds: h5py.Dataset) -> int:
         """Rows of ``ds`` whose data lies inside the file (all of them unless the file is short)."""
@@ -408,7 +409,8 @@ class Run:
     @_reading("probe {args[0]} of run {self.name!r}")
     def probe(self, i: int) -> dict[str, Any]:
         """Probe ``i`` (negative counts from the end): step, time, grad_norm_t (L,), h (L,H),
-        gates (4,L,H) | None, c (L,H) | None, saturation (4,) | None; arrays as float32."""
+        gates (4,L,H) | None, c (L,H) | None, saturation (4,) | None, saliency (L,) | None (1.3);
+        arrays as float32."""
         n = self._n_probes()
         j = i + n if i < 0 else i
         if not 0 <= j < n:
@@ -422,7 +424,7 @@ class Run:
 
     @_reading("the probe array {args[0]!r} of run {self.name!r}")
     def probe_series(self, name: str) -> np.ndarray:
-        """One probe array over all probes, as stored: ``grad_norm_t`` (P, L) float32,
+        """One probe array over all probes, as stored: ``grad_norm_t`` and ``saliency`` (1.3) (P, L) float32,
         ``saturation`` (P, 4) float32, ``h``/``c`` (P, L, H) float16, ``gates`` (P, 4, L, H)
         float16, ``step`` (P,) int64, ``time`` (P,) float64."""
         if name not in self._probe_keys:
@@ -439,6 +441,13 @@ class Run:
         if not int(self._params_written[()]):
             return None
         return {k: ds[()] for k, ds in self._g["params"].items() if isinstance(ds, h5py.Dataset)}
+
+    @property
+    @_reading("run {self.name!r}'s probe sequence")
+    def probe_input(self) -> np.ndarray | None:
+        """(1.3) The probe sequence every probe ran on, ``(L, n_in)`` float32; None in older files."""
+        ds = self._g.get("probe_input")
+        return ds[()].astype(np.float32) if isinstance(ds, h5py.Dataset) else None
 
     @property
     @_reading("run {self.name!r}'s solved step")

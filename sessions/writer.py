@@ -45,7 +45,7 @@ from sessions.errors import (
 #: root attribute ``format``: what kind of file this is
 FORMAT_NAME = "lstm-explorer-session"
 #: root attribute ``format_version`` (semver: readers read the same major, refuse a newer one)
-FORMAT_VERSION = "1.2.0"
+FORMAT_VERSION = "1.3.0"
 #: every status a run can have in the file ("interrupted" is normally derived by readers)
 STATUSES = ("running", "completed", "stopped", "diverged", "interrupted")
 #: LSTM gate order, as in PyTorch: the gate names of a 1.0 file with 4 gates
@@ -310,14 +310,16 @@ class SessionWriter:
                 baseline_metric: float, param_grad_names: list[str],
                 param_dtype: str = "float32", gate_names=None, cell_state: bool | None = None,
                 init: str = "default", cell_options: Mapping[str, Any] | None = None,
-                stop_rule: str = "", test_size: int = 0, sequence_rule: str = "") -> None:
+                stop_rule: str = "", test_size: int = 0, sequence_rule: str = "",
+                probe_input=None) -> None:
         """Create the full layout of one run (before :meth:`start`).
 
         ``gate_names`` name the ``n_gates`` gate blocks in PyTorch's row order (default: the LSTM's
         i, f, g, o when there are 4); ``cell_state`` says whether probes carry a cell state ``c``
         (default: when there are 4 gates, as in 1.0 files); ``init`` and ``cell_options`` (1.1) record
         the initialisation and the cell's kernel options (the RNN's activation); ``stop_rule``,
-        ``test_size`` and ``sequence_rule`` (1.2) describe what "solved" means and the held-out test set.
+        ``test_size`` and ``sequence_rule`` (1.2) describe what "solved" means and the held-out test set;
+        ``probe_input : (length, n_in)`` (1.3) is the probe sequence the probes run on.
         """
         self._check_open()
         if self._started:
@@ -405,6 +407,12 @@ class SessionWriter:
                 _grow_nd(pr, "saturation", (n_gates,), np.float32)
             if cell_state:
                 _grow_nd(pr, "c", (length, hidden), np.float16)
+            _grow_nd(pr, "saliency", (length,), np.float32)
+            if probe_input is not None:
+                x = np.asarray(probe_input, dtype=np.float32)
+                if x.ndim != 2 or x.shape[0] != length:
+                    raise ValueError(f"probe_input has shape {x.shape}, the run's layout needs ({length}, n_in)")
+                g.create_dataset("probe_input", data=x)
 
             pa = g.create_group("params")
             pa.attrs["layout"] = ("PyTorch state_dict names and shapes; gate rows in the order of "
@@ -454,8 +462,9 @@ class SessionWriter:
         self._maybe_flush()
 
     def append_probe(self, name: str, step: int, wall_time: float, grad_norm_t, h, gates=None,
-                     c=None, saturation=None) -> None:
-        """Buffer one probe snapshot of run ``name`` (arrays are copied)."""
+                     c=None, saturation=None, saliency=None) -> None:
+        """Buffer one probe snapshot of run ``name`` (arrays are copied; ``saliency`` (L,), 1.3: NaN when
+        not given)."""
         run = self._run_for_append(name)
         L, H, G = run.length, run.hidden, run.n_gates
         item = {"step": int(step), "time": float(wall_time),
@@ -466,6 +475,7 @@ class SessionWriter:
             item["saturation"] = _as(saturation, (G,), np.float32, "saturation")
         if "c" in run.probe_ds:
             item["c"] = _as(c, (L, H), np.float16, "c")
+        item["saliency"] = _as(np.full(L, np.nan) if saliency is None else saliency, (L,), np.float32, "saliency")
         run.probes.append(item)
         self._maybe_flush()
 
@@ -840,12 +850,12 @@ def estimate_size(steps: int, probe_every: int, length: int, hidden: int, n_gate
     """Bytes one run adds to a session file (raw data; metadata and chunk rounding add ~1%).
 
     Per step: step (int64), time and 3 + ``n_param_grads`` values (float64).
-    Per probe: step, time, grad_norm_t (L float32), h (L*H float16), the gates (G*L*H float16)
-    and their saturation (G float32), and c (L*H float16) for a cell with a cell state
-    (default: the LSTM's 4 gates).
+    Per probe: step, time, grad_norm_t and saliency (L float32 each), h (L*H float16), the gates
+    (G*L*H float16) and their saturation (G float32), and c (L*H float16) for a cell with a cell
+    state (default: the LSTM's 4 gates).
     """
     per_step = 8 * (2 + 3 + n_param_grads)
-    per_probe = 16 + 4 * length + 2 * length * hidden
+    per_probe = 16 + 8 * length + 2 * length * hidden
     if n_gates:
         per_probe += 2 * n_gates * length * hidden + 4 * n_gates
     if (n_gates == 4) if cell_state is None else cell_state:

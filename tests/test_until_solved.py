@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from explorer.training import SolvedRecord, StatusRecord, StepRecord, TestRecord, TrainConfig, Trainer
+from sessions.writer import FORMAT_VERSION
 
 #: tiny and fast: both cells solve temporal-hs97 at T = 12 within a few hundred steps, the LSTM first
 TINY = dict(task="temporal-hs97", seq_len=12, hidden=8, batch=8, steps=600, cells=("rnn", "lstm"),
@@ -105,7 +106,7 @@ def test_solved_at_and_test_in_the_session_file_and_info_json(session, capsys):
     capsys.readouterr()
     assert main(["info", "--json", str(session)]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["format_version"] == "1.2.0"
+    assert doc["format_version"] == FORMAT_VERSION
     with open_session(session) as s:
         for r in doc["runs"]:
             run = s.run(r["name"])

@@ -59,6 +59,7 @@ class LiveRun:
         self.has_cell_state = bool(info.n_gates == 4 if info.cell_state is None else info.cell_state)
         self.init = info.init
         self.cell_options = dict(info.options)
+        self.probe_input = info.probe_input
         self.metric_name = info.metric_name
         self.higher_is_better = info.higher_is_better
         self.baseline = {"loss": float(info.baseline_loss), "metric": float(info.baseline_metric)}
@@ -75,6 +76,7 @@ class LiveRun:
         self._probe_gn = _Growable(np.float32, (info.length,))
         self._probe_sat = _Growable(np.float32, (max(1, info.n_gates),))
         self._probe_step = _Growable(np.int64)
+        self._probe_saliency = _Growable(np.float32, (info.length,))
 
     # -- feeding -------------------------------------------------------------------------------
     def add(self, rec) -> None:
@@ -86,10 +88,13 @@ class LiveRun:
             self._values.append(row)
         elif isinstance(rec, ProbeRecord):
             time = float(self._time.view()[-1]) if self._time.n else 0.0
+            saliency = rec.saliency if rec.saliency is not None else np.full(self.length, np.nan, np.float32)
             self._probes.append({"step": int(rec.step), "time": time, "grad_norm_t": rec.grad_norm_t,
-                                 "h": rec.h, "gates": rec.gates, "c": rec.c, "saturation": rec.saturation})
+                                 "h": rec.h, "gates": rec.gates, "c": rec.c, "saturation": rec.saturation,
+                                 "saliency": saliency})
             self._probe_step.append(rec.step)
             self._probe_gn.append(rec.grad_norm_t)
+            self._probe_saliency.append(saliency)
             if rec.saturation is not None:
                 self._probe_sat.append(rec.saturation)
         elif isinstance(rec, StatusRecord):
@@ -128,6 +133,8 @@ class LiveRun:
     def probe_series(self, name: str) -> np.ndarray:
         if name == "grad_norm_t":
             return self._probe_gn.view()
+        if name == "saliency":
+            return self._probe_saliency.view()
         if name == "saturation":
             if not self.n_gates:
                 raise KeyError(f"run {self.name!r} ({self.cell}) has no probe array 'saturation'")

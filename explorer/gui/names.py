@@ -9,6 +9,8 @@ PLOT_NAMES = {
     "gates": "LSTM i, f, g, o and c_t, and the RNN h_t, on the probe sequence (t x unit)",
     "saturation": "fraction of LSTM gate values below 0.1 or above 0.9, per gate, vs step",
     "param-grads": "gradient L2 norm per parameter vs step, per cell",
+    "saliency": "input saliency log10 ||dy/dx_t|| vs t at the selected probe, per cell, above the probe's inputs",
+    "saliency-heatmap": "log10 ||dy/dx_t|| over training step x t, per cell (where the answer comes from)",
     "card": "the run card: solved at, best/final metric, test set, decay ratio, memory gate, params, ms/step",
 }
 #: plots of a sweep file (``DIR/sweep.h5``)

@@ -61,9 +61,12 @@ class GradFlowGroup(PlotGroup):
 
 
 class GradHeatmapGroup(PlotGroup):
-    """log10 ‖∂L/∂h_t‖ over (training step × t), one heatmap per run."""
+    """log10 of a per-t probe array over (training step × t), one heatmap per run: ‖∂L/∂h_t‖ here;
+    subclasses name another ``series`` (the input saliency). A run without the array (an older file)
+    is left empty."""
 
     name, title = "grad-heatmap", "Gradient flow over training"
+    series, quantity, cmap = "grad_norm_t", "‖∂L/∂h_t‖", "inferno"
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -78,13 +81,13 @@ class GradHeatmapGroup(PlotGroup):
 
     def _map(self, run) -> Heatmap:
         if run.name not in self.maps:
-            p = self.add_plot(0, len(self.maps), f"{cell_label(run)}: log10 ‖∂L/∂h_t‖",
+            p = self.add_plot(0, len(self.maps), f"{cell_label(run)}: log10 {self.quantity}",
                               "time step t", "training step")
-            self.maps[run.name] = Heatmap(p, "inferno", bar=self.bar or self._new_bar())
+            self.maps[run.name] = Heatmap(p, self.cmap, bar=self.bar or self._new_bar())
         return self.maps[run.name]
 
     def _new_bar(self) -> pg.ColorBarItem:
-        self.bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("inferno"), interactive=False,
+        self.bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get(self.cmap), interactive=False,
                                    width=12)
         return self.bar
 
@@ -112,7 +115,11 @@ class GradHeatmapGroup(PlotGroup):
                 hm.plot.setXRange(0, run.length, padding=0.0)
                 hm.plot.setYRange(0, x_max, padding=0.01)
             steps = checked(run.probe_steps, run, "the probe steps", 1)
-            gn = checked(run.probe_series("grad_norm_t"), run, "the probes' grad_norm_t", 2, rows=steps.shape[0])
+            try:
+                series = run.probe_series(self.series)
+            except KeyError:            # a file from before this array was recorded
+                continue
+            gn = checked(series, run, f"the probes' {self.series}", 2, rows=steps.shape[0])
             if gn.shape[0]:
                 data[run.name] = (log10_safe(gn), steps)
         finite = [d[np.isfinite(d)] for d, _ in data.values()]
@@ -136,7 +143,10 @@ class GradHeatmapGroup(PlotGroup):
         header = ["run", "step"] + [f"t{t}" for t in range(L)]
         rows = []
         for run in runs:
-            gn = np.asarray(run.probe_series("grad_norm_t"))
+            try:
+                gn = np.asarray(run.probe_series(self.series))
+            except KeyError:
+                continue
             for s, row in zip(np.asarray(run.probe_steps).tolist(), gn):
                 rows.append([run.name, int(s)] + [float(v) for v in row])
         return header, rows

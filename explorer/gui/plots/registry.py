@@ -6,8 +6,9 @@ from explorer.gui.names import PLOT_NAMES
 from explorer.gui.plots.card import CardGroup
 from explorer.gui.plots.gates import GatesGroup, SaturationGroup
 from explorer.gui.plots.gradients import GradFlowGroup, GradHeatmapGroup
+from explorer.gui.plots.saliency import SaliencyGroup, SaliencyHeatmapGroup
 from explorer.gui.plots.scalars import LossGroup, MetricGroup, ParamGradsGroup
 
 GROUP_CLASSES = (LossGroup, MetricGroup, GradFlowGroup, GradHeatmapGroup, GatesGroup, SaturationGroup,
-                 ParamGradsGroup, CardGroup)
+                 ParamGradsGroup, SaliencyGroup, SaliencyHeatmapGroup, CardGroup)
 assert tuple(c.name for c in GROUP_CLASSES) == tuple(PLOT_NAMES)
