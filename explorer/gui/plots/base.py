@@ -184,6 +184,7 @@ class PlotGroup(pg.GraphicsLayoutWidget):
 
     def add_plot(self, row: int, col: int, title: str, xlabel: str, ylabel: str, **kw) -> pg.PlotItem:
         p = self.addPlot(row=row, col=col, title=title, **kw)
+        loose_title(p)
         p.setLabel("bottom", xlabel)
         p.setLabel("left", ylabel)
         p.showGrid(x=True, y=True, alpha=0.2)
@@ -225,6 +226,25 @@ def set_title(plot: pg.PlotItem, text: str) -> None:
     if getattr(plot, "_title_text", None) != text:
         plot._title_text = text
         plot.setTitle(text)
+
+
+def loose_title(plot: pg.PlotItem) -> None:
+    """Let the layout make ``plot`` narrower than its title: pyqtgraph's LabelItem makes its text's width
+    its minimum (on every text change and resize), so three long titles in a row ("LSTM forget gate f
+    (step 1500)") widened a figure past the window at 1280×800. The title's preferred width stays the text's."""
+    label = plot.titleLabel
+
+    def update_min():
+        bounds = label.itemRect()
+        label.setMinimumWidth(0)
+        label.setMinimumHeight(bounds.height())
+        label._sizeHint = {QtCore.Qt.SizeHint.MinimumSize: (0, bounds.height()),
+                           QtCore.Qt.SizeHint.PreferredSize: (bounds.width(), bounds.height()),
+                           QtCore.Qt.SizeHint.MaximumSize: (-1, -1), QtCore.Qt.SizeHint.MinimumDescent: (0, 0)}
+        label.updateGeometry()
+
+    label.updateMin = update_min
+    update_min()
 
 
 def selected_steps(runs: list, probes: dict) -> tuple:

@@ -27,16 +27,19 @@ class CardGroup(PlotGroup):
         return (rows_key(runs), tuple(r.status for r in runs))
 
     def draw(self, runs, probes, settings) -> None:
+        """One column per run, one row per figure (as ``lstm-explorer info`` prints it): narrow enough for
+        three cells side by side at 1280×800."""
         self.cards = [run_card(run) for run in runs]
-        head = "".join(f"<th align='left'>{html.escape(h)}</th>" for h in CARD_COLUMNS.values())
-        body = []
-        for card in self.cards:
-            text = card_text(card)
-            cells = [f"<td><b><font color='{cell_color(card['cell'])}'>{html.escape(text['cell'].upper())}</font></b></td>"]
-            cells += [f"<td>{html.escape(text[k])}</td>" for k in list(CARD_COLUMNS)[1:]]
-            body.append("<tr>" + "".join(cells) + "</tr>")
+        texts = [card_text(card) for card in self.cards]
+        head = "<th></th>" + "".join(
+            f"<th align='right'><font color='{cell_color(c['cell'])}'>{html.escape(t['cell'].upper())}</font></th>"
+            for c, t in zip(self.cards, texts))
+        body = "".join(
+            f"<tr><td><b>{html.escape(header)}</b></td>"
+            + "".join(f"<td align='right'>{html.escape(t[key])}</td>" for t in texts) + "</tr>"
+            for key, header in list(CARD_COLUMNS.items())[1:])
         self.label.setText(f"<b>{self.title}</b><table cellpadding='4' cellspacing='0' border='1'>"
-                           f"<tr>{head}</tr>{''.join(body)}</table>", color="k", size="9pt")
+                           f"<tr>{head}</tr>{body}</table>", color="k", size="9pt")
         self.has_data = bool(self.cards)
 
     def csv_table(self, runs, probes):

@@ -166,12 +166,13 @@ class ParamGradsGroup(PlotGroup):
             p = self.add_plot(0, len(self.subplots), f"{cell_label(run)}: ‖∂L/∂θ‖ per parameter",
                               "training step", "gradient L2 norm (log scale)")
             p.setLogMode(False, True)
-            p.addLegend(offset=(-10, 10))
+            if not self.subplots:   # one legend (every run's plot has the same colours), in two columns at the
+                p.addLegend(offset=(10, -10), colCount=2)   # bottom, where the smallest gradients thin out
             self.subplots[run.name] = p
             self._sticky[run.name] = StickyY(p)
             for k, param in enumerate(PARAM_GRAD_NAMES):
                 if f"grad_norm/{param}" in run.scalar_names:
-                    self.raw[(run.name, param)] = style_curve(p.plot([], [], pen=pg.mkPen(faint(PARAM_COLORS[k], 45))))
+                    self.raw[(run.name, param)] = style_curve(p.plot([], [], pen=pg.mkPen(faint(PARAM_COLORS[k], 35))))
                     self.smooth[(run.name, param)] = style_curve(
                         p.plot([], [], pen=pg.mkPen(PARAM_COLORS[k], width=1.5), name=param))
         return self.subplots[run.name]

@@ -53,9 +53,10 @@ class SessionView(QtWidgets.QWidget):
         bar.addWidget(self.smooth_slider)
         self.smooth_label = QtWidgets.QLabel("0.60")
         bar.addWidget(self.smooth_label)
-        bar.addStretch(1)
         self.info_label = QtWidgets.QLabel("")
-        bar.addWidget(self.info_label)
+        self.info_label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.info_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+        bar.addWidget(self.info_label, 1)
         layout.addLayout(bar)
 
         self.tabs = QtWidgets.QTabWidget()
@@ -174,6 +175,10 @@ class SessionView(QtWidgets.QWidget):
         self._follow_latest = v >= self.slider.maximum()
         self.refresh_probes()
         self.probe_changed.emit(v)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._update_info()          # elide the status line anew to the width it now has
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -295,4 +300,9 @@ class SessionView(QtWidgets.QWidget):
             extra = "".join(f", {v}" for v in getattr(run, "cell_options", {}).values() if v != "tanh")
             extra += f", init {init}" if init != "default" else ""
             parts.append(f"{cell_label(run)}: {run.status}, step {run.steps}, {run.param_count} params{extra}")
-        self.info_label.setText("   ".join(parts))
+        text = "   ".join(parts)
+        self.info_label.setToolTip(text)
+        # elided to the room it has: a long line (three cells, their inits) must not widen the window
+        width = max(50, self.info_label.width())
+        self.info_label.setText(self.info_label.fontMetrics().elidedText(text, QtCore.Qt.TextElideMode.ElideRight,
+                                                                         width))
