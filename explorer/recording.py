@@ -77,6 +77,12 @@ class SessionRecorder:
     def writer(self) -> SessionWriter:
         return self._writer
 
+    @property
+    def saved_path(self) -> str | None:
+        """Where the session is once closed: :attr:`path`, or the new name the writer saved it under when
+        the path was deleted or replaced while recording (None when that could not be written)."""
+        return self._writer.saved_as if self._writer.path_was_lost else self._writer.path
+
     def record(self, rec) -> None:
         """Turn one StepRecord / ProbeRecord / StatusRecord into writer calls."""
         w = self._writer

@@ -274,7 +274,9 @@ def run_one(spec: dict) -> dict:
                 statuses[rec.cell] = (rec.status, rec.message)
     finally:
         recorder.finish({c: trainer.state_dict(c) for c in config.cells})
-    os.replace(part, final_path)
+    if recorder.saved_path is None:
+        raise SweepError(f"{part} was deleted while the run recorded into it, and it could not be saved elsewhere")
+    os.replace(recorder.saved_path, final_path)      # the .part, or its copy when the .part was deleted
     row = summarize(trainer, history, statuses, outcomes)[0]
     info = trainer.runs[0]
     wall = history[cell]["time"][-1] if history[cell]["time"] else time.perf_counter() - t0

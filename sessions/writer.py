@@ -257,6 +257,10 @@ class SessionWriter:
         self._last_flush = time.monotonic()
         self._file: h5py.File | None = None
         self._lock_fd: int | None = None
+        #: set by :meth:`close` when the path was deleted or replaced while recording, and where it saved
+        #: the file instead (None: nowhere could be written)
+        self.path_was_lost = False
+        self.saved_as: str | None = None
 
         if os.path.isdir(self.path):
             raise SessionIsDirectoryError(self.path, "is a directory, not a session file; give a file name such as run.h5")
@@ -583,7 +587,44 @@ class SessionWriter:
             self._abort()
             raise SessionWriteError(self.path, f"writing failed while closing: {_short(exc)}; "
                                                "the rows flushed before are kept") from None
+        orphan = self._hold_if_unlinked()
         self._abort()
+        if orphan is not None:
+            self.path_was_lost = True
+            self.saved_as = _save_orphan(orphan, self.path)
+
+    def path_lost(self) -> bool:
+        """True when :attr:`path` no longer names the file being written (deleted or replaced while
+        recording: on Linux the writer goes on writing the unlinked file, which :meth:`close` then saves
+        under a new name, :attr:`saved_as`)."""
+        fd = self._vfd()
+        if fd is None:
+            return False
+        try:
+            mine = os.fstat(fd)
+        except OSError:
+            return False
+        try:
+            there = os.stat(self.path)
+        except OSError:
+            return True
+        return mine.st_nlink == 0 or (mine.st_ino, mine.st_dev) != (there.st_ino, there.st_dev)
+
+    def _vfd(self) -> int | None:
+        try:
+            fd = self._file.id.get_vfd_handle() if self._file is not None else None
+        except Exception:
+            return None
+        return fd if isinstance(fd, int) and fd >= 0 else None
+
+    def _hold_if_unlinked(self) -> int | None:
+        """A duplicate of the file's descriptor when its path was lost (it keeps the data alive past close)."""
+        if not self.path_lost():
+            return None
+        try:
+            return os.dup(self._vfd())
+        except (OSError, TypeError):
+            return None
 
     def close_quietly(self) -> None:
         """Release the file without writing anything more and without raising (for error paths)."""
@@ -741,6 +782,28 @@ class SessionWriter:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _save_orphan(fd: int, path: str) -> str | None:
+    """Copy the closed, unlinked session file behind ``fd`` to ``<path stem>.recovered[-k].h5`` (in its
+    folder, or the current one when that is gone); returns where, or None when it cannot be written."""
+    stem = os.path.splitext(path)[0]
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        stem = os.path.basename(stem)
+    dest, k = f"{stem}.recovered.h5", 1
+    while os.path.exists(dest):
+        k += 1
+        dest = f"{stem}.recovered-{k}.h5"
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        with open(dest, "xb") as out:
+            while chunk := os.read(fd, 1 << 20):
+                out.write(chunk)
+        return dest
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _detach_fd(f: h5py.File) -> None:

@@ -197,7 +197,7 @@ def test_a_file_being_written_is_followed_until_its_writer_finishes(make_window,
         assert w.tabs.tabText(i) == "live.h5"
         qtbot.waitUntil(lambda: _loss_points(view, "lstm") == total, timeout=5_000)
         assert view.session.run("lstm").status == "completed"
-        assert "completed" in view.info_label.text()
+        assert "completed" in view.info_label.toolTip()
         assert not w.errors, w.errors
     finally:
         if writer.poll() is None:

@@ -1,6 +1,9 @@
 """Faults in the window (issue 16), offscreen with pytest-qt: a diverging cell shows `diverged` while the
-other cell goes on training."""
+other cell goes on training; a session file deleted while recording is noticed and the run saved under a
+new name; a removed session folder is made again; a replayed file deleted keeps its tab working."""
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -51,8 +54,8 @@ def test_a_diverging_cell_shows_diverged_and_the_other_goes_on(window, qtbot, mo
     # the window says so: the view's status line, the end-of-training line and one dialog with the reason
     view = window.live_view
     view.refresh(force=True)
-    assert "RNN: diverged" in view.info_label.text()
-    assert "LSTM: completed" in view.info_label.text()
+    assert "RNN: diverged" in view.info_label.toolTip()
+    assert "LSTM: completed" in view.info_label.toolTip()
     assert "diverged" in window.compile_label.text() and "completed" in window.compile_label.text()
     assert len(window.errors) == 1 and "lr" in window.errors[0], window.errors
     # the LSTM's plots kept being drawn; the recorded file agrees
@@ -61,3 +64,57 @@ def test_a_diverging_cell_shows_diverged_and_the_other_goes_on(window, qtbot, mo
     with open_session(window.live_session.path) as s:
         assert s.run("rnn").status == "diverged"
         assert s.run("lstm").status == "completed" and s.run("lstm").steps == steps
+
+
+@pytest.mark.slow
+def test_a_session_file_deleted_while_recording_is_saved_under_a_new_name(window, qtbot, tmp_path):
+    from sessions import open_session
+
+    window.settings.set_config(tiny_config(steps=2000, probe_every=100))
+    assert window.start_training()
+    path = window.live_session.path
+    qtbot.waitUntil(lambda: window.live_session.run("lstm").steps > 20, timeout=180_000)
+    os.unlink(path)
+    # the window notices while the run goes on, and says what will happen
+    qtbot.waitUntil(lambda: any("was deleted" in e for e in window.errors), timeout=10_000)
+    assert window.training and "deleted" in window.status_file.text()
+    qtbot.waitUntil(lambda: not window.training, timeout=180_000)
+    saved = os.path.splitext(path)[0] + ".recovered.h5"
+    assert any(f"saved as {saved}" in e for e in window.errors), window.errors
+    assert window.live_session.path == saved and saved in window.recent_files()
+    with open_session(saved) as s:                       # every step of the run, closed properly
+        assert [r.status for r in s.runs] == ["completed", "completed"]
+        assert all(r.steps == 2000 and r.params is not None for r in s.runs)
+    # "Save as…" moves it where the user says
+    mine = str(tmp_path / "mine.h5")
+    assert window.save_recovered_as(mine) == mine and not os.path.exists(saved)
+    with open_session(mine) as s:
+        assert s.run("rnn").steps == 2000
+
+
+def test_a_removed_session_folder_is_made_again_and_one_that_cannot_be_is_a_dialog(window, qtbot, tmp_path):
+    folder = tmp_path / "gone" / "sessions"
+    window.settings.data_dir.setText(str(folder))
+    window.settings.set_config(tiny_config(steps=5))
+    assert window.start_training()
+    qtbot.waitUntil(lambda: not window.training, timeout=120_000)
+    assert os.path.isfile(window.live_session.path) and os.path.dirname(window.live_session.path) == str(folder)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    window.settings.data_dir.setText(str(blocked / "sessions"))
+    assert not window.start_training()
+    assert "cannot create it" in window.errors[-1] and str(blocked) in window.errors[-1]
+    assert window.isVisible() and not window.training
+
+
+def test_a_replayed_file_deleted_keeps_its_tab_working(window, tmp_path):
+    from tests.gui_fixtures import record_session
+
+    path = record_session(tmp_path / "replayed.h5", steps=40, probe_every=10)
+    (view,) = window.open_files([path])
+    os.unlink(path)
+    view.slider.setValue(1)                          # another probe, read from the open file
+    view.refresh(force=True)
+    assert "step 10" in view.probe_label.text()
+    out = window.export_plot(view, "gates", "csv", str(tmp_path / "gates.csv"))
+    assert out and os.path.getsize(out) > 0 and not window.errors

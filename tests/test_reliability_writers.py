@@ -105,3 +105,33 @@ def test_the_lock_is_taken_before_the_file_is_truncated(tmp_path, monkeypatch):
     with open_session(path) as s:
         assert s.writer_closed
     SessionWriter(path, overwrite=True).close()   # once the first writer is gone, --force works
+
+
+def test_a_file_deleted_while_written_is_saved_whole_under_a_new_name(tmp_path):
+    """On Linux the writer goes on writing an unlinked file; close() saves it beside the lost path."""
+    from explorer.recording import SessionRecorder
+    from explorer.training import Trainer
+    from sessions import open_session
+    from tests.gui_fixtures import tiny_config
+
+    cfg = tiny_config(steps=30, probe_every=10)
+    trainer = Trainer(cfg)
+    path = str(tmp_path / "run.h5")
+    rec = SessionRecorder(path, cfg, trainer.runs)
+    for k, r in enumerate(trainer.run()):
+        rec.record(r)
+        if k == 20:
+            os.unlink(path)
+            assert rec.writer.path_lost()
+    rec.finish({c: trainer.state_dict(c) for c in cfg.cells})
+    assert rec.writer.path_was_lost and rec.saved_path == rec.writer.saved_as == str(tmp_path / "run.recovered.h5")
+    with open_session(rec.writer.saved_as) as s:
+        assert all(r.status == "completed" and r.steps == 30 and r.params is not None for r in s.runs)
+    # a file replaced by another at the same name counts as lost too; the other is left alone
+    rec2 = SessionRecorder(path, cfg, Trainer(cfg).runs)
+    os.replace(rec.writer.saved_as, path)
+    assert rec2.writer.path_lost()
+    rec2.close()
+    assert rec2.writer.saved_as == str(tmp_path / "run.recovered.h5")
+    with open_session(path) as s:
+        assert s.run("lstm").steps == 30

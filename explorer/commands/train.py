@@ -232,8 +232,12 @@ def run(args: argparse.Namespace) -> int:
         if recorder is not None:
             recorder.finish({c: trainer.state_dict(c) for c in config.cells})
     print_summary(summarize(trainer, history, statuses, outcomes), trainer.task.describe())
-    if recorder is not None:
+    if recorder is not None and recorder.saved_path == recorder.path:
         print(f"session saved to {recorder.path}")
+    elif recorder is not None:
+        print(f"lstm-explorer train: warning: {recorder.path} was deleted or replaced while the run recorded "
+              f"into it; " + (f"the session was saved to {recorder.saved_path}" if recorder.saved_path
+                              else "nothing could be saved elsewhere"), file=sys.stderr)
     if interrupted:
         return 130
     return 1 if any(s == "diverged" for s, _ in statuses.values()) else 0

@@ -54,6 +54,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.thread: QtCore.QThread | None = None
         self.worker = None
         self.trainer = None
+        self.recorder = None          # the live run's SessionRecorder
+        self._recording_id = None     # (inode, device) of its file when it started
         self.live_session = None
         self.live_view: SessionView | None = None
         self.last_error_box: QtWidgets.QMessageBox | None = None
@@ -285,6 +287,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error("Cannot start training", str(exc))
             return False
         self.trainer = trainer
+        self.recorder, self._recording_id = recorder, _file_id(recorder.path)
         self.live_session = LiveSession(trainer.runs, cfg.to_dict(), recorder.path)
         self._close_live_tab()
         self.live_view = SessionView(self.live_session)
@@ -393,6 +396,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.thread is not None:
             self.thread.deleteLater()
         self.thread = self.worker = None
+        recorder, self.recorder = self.recorder, None
+        if path and recorder is not None and recorder.writer.path_was_lost:
+            self._offer_recovered(path, recorder.writer.saved_as)
+            path = recorder.writer.saved_as
         if self.live_view is not None:
             self.live_view.settings["live"] = False     # final look: the wide smoothed curves
         if path:
@@ -480,7 +487,52 @@ class MainWindow(QtWidgets.QMainWindow):
                     w.follow_file = False
         return drew
 
+    def _check_recording_path(self) -> None:
+        """Say once when the file a live run records into was deleted or replaced: the run goes on (into
+        the unlinked file) and is saved under a new name when it ends (:meth:`_on_thread_done`)."""
+        if self.recorder is None or self._recording_id is None or _file_id(self.recorder.path) == self._recording_id:
+            return
+        self._recording_id = None
+        self.status_file.setText(f"⚠ {os.path.basename(self.recorder.path)} was deleted")
+        self.show_error("The session file was deleted",
+                        f"{self.recorder.path} was deleted (or replaced) while this run records into it. Training "
+                        "goes on; when it ends, the run is saved under a new name beside it, and you can choose "
+                        "another.")
+
+    def save_recovered_as(self, dest: str) -> str | None:
+        """Move the run saved under a new name (its file was deleted while recording) to ``dest``."""
+        src = self.live_session.path if self.live_session else None
+        try:
+            os.replace(src, dest)
+        except (OSError, TypeError) as exc:
+            self.show_error("Cannot save the run", f"{dest}: {getattr(exc, 'strerror', None) or exc}")
+            return None
+        self.live_session.path = dest
+        self.status_file.setText(f"saved {dest}")
+        self._add_recent(dest)
+        return dest
+
+    def _offer_recovered(self, lost: str, saved: str | None) -> None:
+        """The run's file was deleted while it recorded: say where the run was saved, offer another name."""
+        if saved is None:
+            self.show_error("The run could not be saved",
+                            f"{lost} was deleted while the run recorded into it, and the run could not be written "
+                            "anywhere else (is the folder gone, or the disk full?)")
+            return
+        self.live_session.path = saved
+        box = self.show_error("The run was saved under a new name",
+                              f"{lost} was deleted while the run recorded into it; the run is saved as {saved}.")
+        button = box.addButton("Save as…", QtWidgets.QMessageBox.ButtonRole.ActionRole)
+
+        def choose():
+            dest, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save the run as", saved, "Session files (*.h5)")
+            if dest:
+                self.save_recovered_as(dest)
+        button.clicked.connect(choose)
+
     def _update_status(self) -> None:
+        if self.training:
+            self._check_recording_path()
         if not self._cell_progress:
             return
         step = max(s for s, _ in self._cell_progress.values())
@@ -691,6 +743,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
 
 _prewarm: threading.Thread | None = None
+
+
+def _file_id(path) -> tuple[int, int] | None:
+    """(inode, device) of the file at ``path``, None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_dev
 
 
 def prewarm_kernels() -> threading.Thread:
