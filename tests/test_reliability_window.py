@@ -118,3 +118,35 @@ def test_a_replayed_file_deleted_keeps_its_tab_working(window, tmp_path):
     assert "step 10" in view.probe_label.text()
     out = window.export_plot(view, "gates", "csv", str(tmp_path / "gates.csv"))
     assert out and os.path.getsize(out) > 0 and not window.errors
+
+
+@pytest.mark.slow
+def test_the_disk_filling_up_stops_the_runs_with_a_dialog_and_keeps_what_was_flushed(window, qtbot, monkeypatch):
+    from sessions import open_session
+    from sessions import writer as writer_mod
+
+    free = {"bytes": None}                                     # None: the real free space
+    real = writer_mod._free_bytes
+    monkeypatch.setattr(writer_mod, "_free_bytes", lambda folder: free["bytes"] if free["bytes"] is not None
+                        else real(folder))
+    window.settings.set_config(tiny_config(steps=1_000_000, probe_every=100))
+    assert window.start_training()
+    path = window.live_session.path
+    qtbot.waitUntil(lambda: window.live_session.run("lstm").steps > 300, timeout=180_000)
+    qtbot.wait(1500)                                           # the writer flushes about once a second
+    free["bytes"] = 1000                                       # the disk is full from now on
+    qtbot.waitUntil(lambda: not window.training, timeout=60_000)
+    assert any("disk full" in e for e in window.errors), window.errors
+    assert not any("Traceback" in e or "SessionWriteError:" in e for e in window.errors)
+    for cell in ("rnn", "lstm"):
+        run = window.live_session.run(cell)
+        assert run.status == "stopped" and "disk full" in run.message
+    with open_session(path) as s:                              # what was flushed stays readable
+        for run in s.runs:
+            assert run.status == "stopped" and "disk full" in run.message and run.steps >= 300
+    # the window keeps working: with room again, the next run records
+    free["bytes"] = None
+    window.settings.set_config(tiny_config(steps=20))
+    assert window.start_training()
+    qtbot.waitUntil(lambda: not window.training, timeout=120_000)
+    assert window.live_session.run("lstm").status == "completed"

@@ -14,7 +14,7 @@ import traceback
 
 from PySide6 import QtCore
 
-from explorer.training import StatusRecord
+from explorer.training import StatusRecord, StepRecord
 
 #: forward records to the GUI at most this often (seconds)
 BATCH_INTERVAL_S = 0.1
@@ -43,6 +43,7 @@ class TrainingWorker(QtCore.QObject):
         self.trainer = trainer
         self.recorder = recorder
         self.statuses: dict[str, tuple[str, str]] = {}
+        self._steps: dict[str, int] = {}     # the last step of each cell
 
     # thread-safe controls (they only set the trainer's events)
     def pause(self) -> None:
@@ -70,6 +71,8 @@ class TrainingWorker(QtCore.QObject):
                     self.recorder.record(rec)
                 if isinstance(rec, StatusRecord):
                     self.statuses[rec.cell] = (rec.status, rec.message)
+                elif isinstance(rec, StepRecord):
+                    self._steps[rec.cell] = rec.step
                 batch.append(rec)
                 now = time.perf_counter()
                 if now - last >= BATCH_INTERVAL_S or isinstance(rec, StatusRecord):
@@ -81,26 +84,34 @@ class TrainingWorker(QtCore.QObject):
             self._finish()
             self.finished.emit(dict(self.statuses))
         except Exception as exc:  # reported in a dialog; the window keeps running
-            traceback.print_exc()
-            if batch:
-                self.records.emit(batch)
+            from explorer.errors import ExplorerError
+            from sessions import SessionError
+
+            ours = isinstance(exc, (ExplorerError, SessionError))   # a disk that filled up, say: no traceback
+            if not ours:
+                traceback.print_exc()
+            message = str(exc) if ours else f"{type(exc).__name__}: {exc}"
+            # every cell still running ends "stopped" with the reason, in the window as in the file
+            stops = [StatusRecord(cell, "stopped", self._steps.get(cell, 0), message)
+                     for cell in self.trainer.config.cells if self.statuses.get(cell, ("running",))[0] == "running"]
+            for stop in stops:
+                self.statuses[stop.cell] = (stop.status, stop.message)
+            self.records.emit(batch + stops)
             try:
-                self._finish(failed=True)
+                self._finish(stops)
             except Exception:
                 traceback.print_exc()
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
+            self.failed.emit(message)
 
-    def _finish(self, failed: bool = False) -> None:
+    def _finish(self, stops=()) -> None:
         rec, self.recorder = self.recorder, None
         if rec is None:
             return
-        if failed:
-            for cell in self.trainer.config.cells:
-                if self.statuses.get(cell, ("running",))[0] == "running":
-                    try:
-                        rec.record(StatusRecord(cell, "stopped", 0, "training failed with an error"))
-                    except Exception:
-                        pass
+        for stop in stops:
+            try:
+                rec.record(stop)
+            except Exception:
+                pass
         rec.finish({c: self.trainer.state_dict(c) for c in self.trainer.config.cells})
 
 
