@@ -25,6 +25,7 @@ run) and returns a result dict (the columns of :data:`sessions.sweep.COLUMNS`).
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import re
@@ -368,6 +369,8 @@ def connect(scheduler: str | None = None, workers: int | None = None):
         raise SweepError("sweeps need Dask: pip install 'lstm-explorer[sweep]' (dask[distributed])") from None
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     if scheduler:
+        # a scheduler that goes away is reported in one line by run_sweep, not by the client's own log
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except Exception as exc:
@@ -459,6 +462,14 @@ def _warm_main(plan: SweepPlan, out=None, quiet=False) -> None:
         print(f" {how} in {info.get('seconds', 0.0):.1f} s", file=out, flush=True)
 
 
+def _scheduler_lost(client, futures) -> bool:
+    """True when the client's scheduler is gone: the client closed (it gives up reconnecting after a few
+    seconds) or runs came back cancelled/lost without an error of their own."""
+    if client.status in ("closing", "closed"):
+        return True
+    return any(f.status in ("cancelled", "lost") for f in futures) and client.status != "running"
+
+
 def run_sweep(plan: SweepPlan, *, scheduler: str | None = None, workers: int | None = None,
               retries: int = 2, force: bool = False, out=None, quiet: bool = False,
               callback: Callable[[dict], None] | None = None, poll_s: float = 0.25) -> SweepSummary:
@@ -514,6 +525,15 @@ def run_sweep(plan: SweepPlan, *, scheduler: str | None = None, workers: int | N
                 time.sleep(poll_s)
                 done = {f for f in pending if f.done()}
             pending -= done
+            if cluster is None and _scheduler_lost(client, done | pending):
+                for s in todo:             # runs a worker finished after the last result came back
+                    if s["session"] not in results and (r := result_from_session(s)) is not None:
+                        results[s["session"]] = r
+                save()
+                n = sum(1 for r in results.values() if r["status"] != "failed")
+                raise SweepError(f"lost the Dask scheduler at {scheduler or os.environ.get('DASK_SCHEDULER_ADDRESS')}: "
+                                 f"the {n} of {len(specs)} runs that finished are kept (their session files, "
+                                 f"and {sweep_path}); run the same command again to resume the rest")
             for fut in done:
                 s = futures[fut]
                 if fut.status == "finished":

@@ -3,6 +3,7 @@ resume, a killed worker, a diverged run, and the CLI's one-line errors."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -253,3 +254,50 @@ def test_killed_worker_run_completes_elsewhere(tmp_path, loopback_cluster):
     runs = check_sweep(out, 4)
     assert killed["session"] in {r["session"] for r in runs}
     assert loopback_cluster.procs["w1"].poll() is not None     # really dead
+
+
+@pytest.mark.slow
+def test_the_scheduler_killed_mid_sweep_ends_in_one_line_keeps_every_finished_run_and_a_rerun_resumes(tmp_path):
+    """A real `dask scheduler` and `dask worker`; the scheduler is killed with SIGKILL once a run finished."""
+    port = free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    bindir = Path(sys.executable).parent
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    sched = subprocess.Popen([str(bindir / "dask"), "scheduler", "--port", str(port), "--no-dashboard"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    worker = None
+    out = tmp_path / "out"
+    argv = [str(bindir / "lstm-explorer"), "sweep", "--seq-lens", "10,20", "--seeds", "2", "--cells", "rnn",
+            "--steps", "300", "--hidden", "8", "--batch", "8", "--test-size", "16", "--out", str(out), "--quiet"]
+    try:
+        worker = subprocess.Popen([str(bindir / "dask"), "worker", addr, "--nworkers", "1", "--nthreads", "1",
+                                   "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        sweep = subprocess.Popen(argv + ["--scheduler", addr], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, env=env)
+        finished = lambda: [p for p in out.glob("adding-*.h5")]   # noqa: E731  (a .part does not match)
+        deadline = time.monotonic() + 120
+        while not finished() and time.monotonic() < deadline and sweep.poll() is None:
+            time.sleep(0.2)
+        assert finished(), "no run finished: nothing to keep"
+        sched.send_signal(signal.SIGKILL)
+        _, err = sweep.communicate(timeout=120)
+    finally:
+        for p in (sched, worker):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert sweep.returncode == 2 and "Traceback" not in err, err
+    assert len(errors) == 1 and errors[0].startswith("lstm-explorer sweep: error: lost the Dask scheduler at " + addr)
+    assert "run the same command again to resume" in errors[0] and err.strip().endswith(errors[0])
+    kept = {p.name for p in out.glob("adding-*.h5")}
+    listed = {r["session"] for r in read_sweep(out / "sweep.h5").runs if r["status"] == "completed"}
+    assert kept and kept <= listed                                # every finished run is in sweep.h5
+    # the same command, on this machine this time, trains only the rest
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    runs = read_sweep(out / "sweep.h5").runs
+    assert len(runs) == 4 and all(r["status"] == "completed" for r in runs)
+    resumed = int(re.search(r"(\d+) resumed", done.stdout + done.stderr).group(1))
+    assert len(kept) <= resumed < 4            # the kept runs were not trained again (the worker may have
+    #                                            finished one more before it was stopped)
