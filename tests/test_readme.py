@@ -2,13 +2,15 @@
 
 Which lines are commands: in a ```bash / ```sh block every line (a trailing `\\` joins the next);
 in any other fenced block only lines that start with `$ `. A line runs when its program (after
-any VAR=value assignments) is `lstm-explorer`; other programs (make, dask, pipx, xvfb-run, python)
-are exempt. `# comments` are dropped. Lines run in order, through bash, in one scratch folder
+any VAR=value assignments) is `lstm-explorer`, or Python running one of the repository's `bench/`
+scripts (also under `xvfb-run`, which the test replaces by Qt's offscreen platform); other programs
+(make, dask, pipx) are exempt. `# comments` are dropped. Lines run in order, through bash, in one scratch folder
 per document, so a later line finds the files an earlier one wrote.
 
 The shrink rule (the only changes made to a line):
 - sizes become tiny: --steps, --cap at most 30; --seq-len at most 12; --seq-lens at most two
   values, each at most 12; --seeds 1; --hidden, --batch at most 8; --test-size at most 64;
+  --probes at most 3, --repeats 1;
 - `bench` times one tiny config (--grid 8x4x8 --seconds 0.05);
 - window commands (`replay`, or no subcommand) run offscreen and close after drawing
   (--screenshot into the scratch folder);
@@ -29,7 +31,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: option -> the largest value a test run uses
-CAPS = {"--steps": 30, "--cap": 30, "--seq-len": 12, "--hidden": 8, "--batch": 8, "--seeds": 1, "--test-size": 64}
+CAPS = {"--steps": 30, "--cap": 30, "--seq-len": 12, "--hidden": 8, "--batch": 8, "--seeds": 1, "--test-size": 64,
+        "--probes": 3, "--repeats": 1}
 OUTPUT_OPTIONS = ("--out", "-o", "--tensorboard", "--screenshot")
 WINDOW_COMMANDS = ("replay",)
 
@@ -78,7 +81,7 @@ def commands_in(text: str) -> list[str]:
             elif not shell:
                 continue
             line = _strip_comment(line).strip()
-            if _program(line) == "lstm-explorer":
+            if _program(line) == "lstm-explorer" or _bench_script(line):
                 found.append(line)
     return found
 
@@ -99,6 +102,25 @@ def help_examples() -> list[str]:
     return found
 
 
+def _bench_script(line: str) -> bool:
+    """A line running one of the repository's bench/ scripts with Python (under xvfb-run or not)."""
+    try:
+        words = _without_xvfb(shlex.split(line))
+    except ValueError:
+        return False
+    return len(words) > 1 and os.path.basename(words[0]) == "python" and words[1].startswith("bench/")
+
+
+def _without_xvfb(words: list[str]) -> list[str]:
+    """``xvfb-run -a -s "..." CMD ...`` -> ``CMD ...`` (the test runs windows offscreen instead)."""
+    if not words or words[0] != "xvfb-run":
+        return words
+    i = 1
+    while i < len(words) and words[i].startswith("-"):
+        i += 2 if words[i] in ("-s", "--server-args", "-n", "--server-num", "-e", "--error-file") else 1
+    return words[i:]
+
+
 def _program(line: str) -> str | None:
     try:
         words = shlex.split(line.split("|")[0])
@@ -115,8 +137,9 @@ def shrink(line: str, scratch: Path, scheduler: str | None, shot: int) -> tuple[
     if "|" in line:
         line, pipe = line.split("|", 1)
         pipe = " |" + pipe
-    words = shlex.split(line)
+    words = _without_xvfb(shlex.split(line))
     env = {}
+    bench_script = _bench_script(shlex.join(words))
     while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
         k, v = words.pop(0).split("=", 1)
         env[k] = v
@@ -144,6 +167,9 @@ def shrink(line: str, scratch: Path, scheduler: str | None, shot: int) -> tuple[
             outputs.append(scratch / w if not os.path.isabs(w) else Path(w))
         out.append(w)
         i += 1
+    if bench_script:            # the repository's script, with this test's Python, windows offscreen
+        env["QT_QPA_PLATFORM"] = "offscreen"
+        return shlex.join([sys.executable, str(ROOT / out[1])] + out[2:]) + pipe, env, outputs
     sub = out[1] if len(out) > 1 and not out[1].startswith("-") else None
     if sub == "bench":
         out = [w for w in out]

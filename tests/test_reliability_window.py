@@ -150,3 +150,29 @@ def test_the_disk_filling_up_stops_the_runs_with_a_dialog_and_keeps_what_was_flu
     assert window.start_training()
     qtbot.waitUntil(lambda: not window.training, timeout=120_000)
     assert window.live_session.run("lstm").status == "completed"
+
+
+def test_a_live_run_keeps_few_probes_in_memory_and_reads_older_ones_back(window, qtbot, monkeypatch):
+    """Issue 16: the window's memory for a live run stays bounded: the (L, H) arrays of older probes are
+    dropped and read back from the session file being written when the slider asks for them."""
+    import numpy as np
+
+    import explorer.gui.data as data
+    from sessions import open_session
+
+    monkeypatch.setattr(data, "PROBE_MEMORY_BYTES", 0)        # keep only the newest two probes
+    window.settings.set_config(tiny_config(steps=300, probe_every=5))
+    assert window.start_training()
+    qtbot.waitUntil(lambda: not window.training, timeout=120_000)
+    run = window.live_session.run("lstm")
+    assert run.n_probes == 61
+    assert sum(p["h"] is not None for p in run._probes) == 2   # the rest live in the file only
+    view = window.live_view
+    view.tabs.setCurrentIndex(1)                               # the gate heatmaps
+    view.slider.setValue(3)                                    # step 15: long evicted
+    view.refresh(force=True)
+    with open_session(window.live_session.path) as s:
+        want = s.run("lstm").probe(3)
+    shown = view.groups["gates"].maps[("lstm", "f")].image.image
+    np.testing.assert_allclose(shown, want["gates"][1].T, atol=1e-3)
+    assert "step 15" in view.probe_label.text()

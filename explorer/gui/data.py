@@ -16,6 +16,12 @@ import numpy as np
 from explorer.training import PARAM_GRAD_NAMES, ProbeRecord, RunInfo, SolvedRecord, StatusRecord, StepRecord
 
 SCALARS = ("loss", "metric", "grad_norm", "wall_time") + tuple(f"grad_norm/{p}" for p in PARAM_GRAD_NAMES)
+#: a live run keeps the (L, H) probe arrays (h, c, gates) of its newest probes up to this many bytes (at least
+#: two probes); older ones are read back from the session file being written, which holds them all
+PROBE_MEMORY_BYTES = 48 * 2**20
+#: probes read back from the file kept at hand (scrubbing back and forth stays quick)
+READ_BACK_CACHE = 4
+BIG_ARRAYS = ("h", "gates", "c")
 
 
 class _Growable:
@@ -47,8 +53,9 @@ def gate_names_of(info: RunInfo) -> tuple[str, ...]:
 class LiveRun:
     """One cell's run as it trains; the read API mirrors :class:`sessions.Run`."""
 
-    def __init__(self, info: RunInfo, config: dict[str, Any]):
+    def __init__(self, info: RunInfo, config: dict[str, Any], session: "LiveSession | None" = None):
         self.name = info.cell
+        self._session = session
         self.cell = info.cell
         self.config = dict(config)
         self.param_count = info.param_count
@@ -95,6 +102,7 @@ class LiveRun:
             self._probe_step.append(rec.step)
             self._probe_gn.append(rec.grad_norm_t)
             self._probe_saliency.append(saliency)
+            self._evict()
             if rec.saturation is not None:
                 self._probe_sat.append(rec.saturation)
         elif isinstance(rec, StatusRecord):
@@ -127,8 +135,40 @@ class LiveRun:
     def probe_steps(self) -> np.ndarray:
         return self._probe_step.view()
 
+    def _evict(self) -> None:
+        """Drop the (L, H) arrays of the oldest probes held beyond :data:`PROBE_MEMORY_BYTES` (keeping two):
+        the window's memory stays bounded however long the run; :meth:`probe` reads those back."""
+        held = [p for p in self._probes if p["h"] is not None]
+        size = sum(sum(p[k].nbytes for k in BIG_ARRAYS if p[k] is not None) for p in held)
+        for p in held[:-2]:
+            if size <= PROBE_MEMORY_BYTES:
+                break
+            size -= sum(p[k].nbytes for k in BIG_ARRAYS if p[k] is not None)
+            p.update(h=None, gates=None, c=None, evicted=True)
+
     def probe(self, i: int) -> dict[str, Any]:
-        return dict(self._probes[i])
+        """Probe ``i`` as ``sessions.Run.probe`` gives it; an older probe's (L, H) arrays come back from the
+        session file (None for them in the moment before the writer flushed it)."""
+        p = dict(self._probes[i])
+        if p.pop("evicted", False):
+            p.update(self._read_back(i % len(self._probes)))
+        return p
+
+    def _read_back(self, i: int) -> dict[str, Any]:
+        """h, gates and c of probe ``i`` from the session file being written (a small LRU cache)."""
+        cache = self.__dict__.setdefault("_read_cache", {})
+        if i in cache:
+            cache[i] = cache.pop(i)          # most recently used last
+            return cache[i]
+        run = self._session.recorded_run(self.name) if self._session is not None else None
+        arrays = dict.fromkeys(BIG_ARRAYS)
+        if run is not None and i < run.n_probes:
+            stored = run.probe(i)
+            arrays = {k: stored[k] for k in BIG_ARRAYS}
+            cache[i] = arrays
+            while len(cache) > READ_BACK_CACHE:
+                cache.pop(next(iter(cache)))
+        return arrays
 
     def probe_series(self, name: str) -> np.ndarray:
         if name == "grad_norm_t":
@@ -141,10 +181,11 @@ class LiveRun:
             return self._probe_sat.view()
         if name == "step":
             return self._probe_step.view()
-        if name in ("h", "c", "gates"):
+        if name in BIG_ARRAYS:
             if (name == "gates" and not self.n_gates) or (name == "c" and not self.has_cell_state):
                 raise KeyError(f"run {self.name!r} ({self.cell}) has no probe array {name!r}")
-            return np.stack([p[name] for p in self._probes]) if self._probes else np.empty((0,))
+            return np.stack([self.probe(i)[name] for i in range(len(self._probes))]) if self._probes \
+                else np.empty((0,))
         raise KeyError(f"unknown probe array {name!r}")
 
 
@@ -155,7 +196,8 @@ class LiveSession:
 
     def __init__(self, runs: list[RunInfo], config: dict[str, Any], path: str | None = None):
         self.path = path
-        self._runs = {info.cell: LiveRun(info, config) for info in runs}
+        self._runs = {info.cell: LiveRun(info, config, self) for info in runs}
+        self._recorded = None        # sessions.Session of the file being written, opened on first need
         #: bumped on every fed batch so views redraw only when something changed
         self.version = 0
 
@@ -180,5 +222,21 @@ class LiveSession:
     def refresh(self) -> None:  # the same API as sessions.Session
         pass
 
+    def recorded_run(self, name: str):
+        """Run ``name`` of the session file as written so far (refreshed), or None when it cannot be read."""
+        from sessions import SessionError, open_session
+
+        try:
+            if self._recorded is None:
+                self._recorded = open_session(self.path)
+            else:
+                self._recorded.refresh()
+            return self._recorded.run(name)
+        except (SessionError, OSError, KeyError, TypeError):
+            return None
+
     def close(self) -> None:
-        pass
+        """Close the file read back for older probes (the data stay in memory)."""
+        recorded, self._recorded = self._recorded, None
+        if recorded is not None:
+            recorded.close()
