@@ -80,14 +80,8 @@ def test_export_card_as_csv_png_and_svg(session_file, tmp_path):
     assert "solved at" in (tmp_path / "card.svg").read_text(encoding="utf-8")
 
 
-def test_the_window_has_a_run_card_tab(session_file, qtbot, tmp_path, monkeypatch):
-    pytest.importorskip("pytestqt")
-    monkeypatch.setenv("LSTM_EXPLORER_DATA_DIR", str(tmp_path / "data"))
-    from explorer.gui.window import MainWindow
-
-    w = MainWindow(check_cuda=False, prewarm=False)
-    qtbot.addWidget(w)
-    (view,) = w.open_files([session_file])
+def test_the_window_has_a_run_card_tab(session_file, qtbot, window):
+    (view,) = window.open_files([session_file])
     tabs = [view.tabs.tabText(i) for i in range(view.tabs.count())]
     assert "Run card" in tabs
     view.tabs.setCurrentIndex(tabs.index("Run card"))

@@ -23,18 +23,6 @@ def adding_file(tmp_path_factory):
     return record_session(tmp_path_factory.mktemp("adding") / "adding.h5", steps=60, probe_every=20)
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LSTM_EXPLORER_DATA_DIR", str(tmp_path / "data"))
-    from explorer.gui.window import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.wait_for_training()
-
-
 def _solved_labels(view) -> dict[str, tuple[float, str]]:
     lines = view.groups["loss"]._solved_lines
     return {name: (line.value(), line.label.toPlainText()) for name, line in lines.items()}

@@ -21,18 +21,6 @@ def session_file(tmp_path_factory):
     return record_session(tmp_path_factory.mktemp("sessions") / "tiny.h5", steps=40, probe_every=10)
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LSTM_EXPLORER_DATA_DIR", str(tmp_path / "data"))
-    from explorer.gui.window import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.wait_for_training()
-
-
 def _set_tiny(w, **kw):
     w.settings.set_config(tiny_config(**kw))
     assert w.settings.validate() is None

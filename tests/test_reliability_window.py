@@ -12,18 +12,6 @@ from tests.gui_fixtures import tiny_config
 pytest.importorskip("pytestqt")
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LSTM_EXPLORER_DATA_DIR", str(tmp_path / "data"))
-    from explorer.gui.window import MainWindow
-
-    w = MainWindow(prewarm=False)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.wait_for_training()
-
-
 @pytest.mark.slow
 def test_a_diverging_cell_shows_diverged_and_the_other_goes_on(window, qtbot, monkeypatch):
     import explorer.gui.worker as worker_mod

@@ -91,14 +91,10 @@ def test_export_csv_has_t_the_inputs_then_one_column_per_cell(session_file, tmp_
         assert main(["export", str(session_file), "--plot", name, "-o", str(png)]) == 0 and png.stat().st_size > 5000
 
 
-def test_the_window_draws_it_live_and_from_the_file(session_file, qtbot, tmp_path, monkeypatch):
-    pytest.importorskip("pytestqt")
-    monkeypatch.setenv("LSTM_EXPLORER_DATA_DIR", str(tmp_path / "data"))
-    from explorer.gui.window import MainWindow
+def test_the_window_draws_it_live_and_from_the_file(session_file, qtbot, window):
     from tests.gui_fixtures import tiny_config
 
-    w = MainWindow(check_cuda=False, prewarm=False)
-    qtbot.addWidget(w)
+    w = window
     (view,) = w.open_files([session_file])
     group = view.groups["saliency"]
     assert group.has_data and group.strip.image.shape == (2, 10)          # (channels, t) under the curves

@@ -9,14 +9,17 @@ from explorer.gui.plots.base import (Heatmap, PlotGroup, StickyY, cell_color, ce
 
 
 class GradFlowGroup(PlotGroup):
-    """log10 ‖∂L/∂h_t‖ against t at the selected probe of each run."""
+    """log10 of a per-t probe array against t at the selected probe of each run: ‖∂L/∂h_t‖ here;
+    subclasses name another ``series`` (the input saliency). A file without it says so in the title."""
 
     name, title, uses_probes = "grad-flow", "Gradient flow through time", True
+    series, quantity = "grad_norm_t", "‖∂L/∂h_t‖"
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.plot = self.add_plot(0, 0, self.title, "time step t", "log10 ‖∂L/∂h_t‖")
-        # bottom right: the gradient is largest at t = T, so the curves leave that corner free
+        self.plot = self.add_plot(0, 0, self.title, "time step t", f"log10 {self.quantity}")
+        # bottom right: the gradient is largest at t = T, a forgetting cell's saliency smallest early,
+        # so the curves leave that corner free
         self.legend = self.plot.addLegend(offset=(-10, -10))
         self.curves: dict[str, pg.PlotDataItem] = {}
         self._sticky = StickyY(self.plot)
@@ -39,13 +42,16 @@ class GradFlowGroup(PlotGroup):
         for run in runs:
             p = probes.get(run.name)
             curve = self._curve(run)
-            if p is None:
+            if p is None or p.get(self.series) is None:
                 continue
-            y = log10_safe(checked(p["grad_norm_t"], run, "the probe's grad_norm_t", 1))
+            y = log10_safe(checked(p[self.series], run, f"the probe's {self.series}", 1))
             curve.setData(np.arange(y.shape[0]), y)
             shown.append(y)
             steps.append(str(p["step"]))
             self.has_data = True
+        if not shown and any(probes.get(r.name) is not None for r in runs):
+            set_title(self.plot, f"{self.title}: not recorded in this file (session format 1.3 and later)")
+            return
         set_title(self.plot, f"{self.title}" + (f" (step {'/'.join(sorted(set(steps)))})" if steps else ""))
         if shown:
             self._sticky.fit(*finite_range(shown, False))

@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from explorer.gui.plots.base import (PlotGroup, StickyY, cell_color, cell_label, checked, finite_range, log10_safe,
-                                     selected_steps, set_title)
-from explorer.gui.plots.gradients import GradHeatmapGroup
+from explorer.gui.plots.base import checked
+from explorer.gui.plots.gradients import GradFlowGroup, GradHeatmapGroup
 
 
 def probe_input(runs) -> np.ndarray | None:
@@ -24,17 +23,16 @@ def probe_input(runs) -> np.ndarray | None:
     return None
 
 
-class SaliencyGroup(PlotGroup):
+class SaliencyGroup(GradFlowGroup):
     """log10 ‖∂ŷ/∂x_t‖ over t at the selected probe, one curve per run, above the probe sequence's inputs
     (one row per input channel, t aligned)."""
 
-    name, title, uses_probes = "saliency", "Input saliency", True
+    name, title = "saliency", "Input saliency"
+    series, quantity = "saliency", "‖∂ŷ/∂x_t‖"
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.plot = self.add_plot(0, 0, self.title, "", "log10 ‖∂ŷ/∂x_t‖")
-        # bottom right: a forgetting cell's saliency is lowest early, every cell's high at the end
-        self.legend = self.plot.addLegend(offset=(-10, -10))
+        self.plot.setLabel("bottom", "")
         self.inputs = self.add_plot(1, 0, "", "time step t", "input")
         self.inputs.setXLink(self.plot)
         self.inputs.showGrid(x=True, y=False)
@@ -45,22 +43,7 @@ class SaliencyGroup(PlotGroup):
         self.inputs.addItem(self.strip)
         self.ci.layout.setRowStretchFactor(0, 4)
         self.ci.layout.setRowStretchFactor(1, 1)
-        self.curves: dict[str, pg.PlotDataItem] = {}
-        self._sticky = StickyY(self.plot)
         self._strip_shape = None
-
-    def prepare(self, runs) -> None:
-        for run in runs:
-            self._curve(run)
-
-    def _curve(self, run) -> pg.PlotDataItem:
-        if run.name not in self.curves:
-            self.curves[run.name] = self.plot.plot([], [], pen=pg.mkPen(cell_color(run.cell), width=2),
-                                                   name=cell_label(run))
-        return self.curves[run.name]
-
-    def data_key(self, runs, probes, settings):
-        return selected_steps(runs, probes)
 
     def _draw_inputs(self, runs) -> None:
         x = probe_input(runs)
@@ -75,23 +58,7 @@ class SaliencyGroup(PlotGroup):
 
     def draw(self, runs, probes, settings) -> None:
         self._draw_inputs(runs)
-        steps, shown = [], []
-        for run in runs:
-            p = probes.get(run.name)
-            curve = self._curve(run)
-            if p is None or p.get("saliency") is None:
-                continue
-            y = log10_safe(checked(p["saliency"], run, "the probe's saliency", 1))
-            curve.setData(np.arange(y.shape[0]), y)
-            shown.append(y)
-            steps.append(str(p["step"]))
-            self.has_data = True
-        if not shown and runs:
-            set_title(self.plot, f"{self.title}: not recorded in this file (session format 1.3 and later)")
-            return
-        set_title(self.plot, f"{self.title} (step {'/'.join(sorted(set(steps)))})" if steps else self.title)
-        if shown:
-            self._sticky.fit(*finite_range(shown, False))
+        super().draw(runs, probes, settings)
 
     def csv_table(self, runs, probes):
         """One row per t: ``t``, the probe's input channels ``x0``, ``x1``, ..., then each run's saliency
