@@ -46,8 +46,9 @@ def make_app(argv=None):
 
 
 def main(files=(), exec_loop: bool = True, screenshot: str | None = None, size: tuple[int, int] | None = None,
-         settle_ms: int = 500) -> int:
-    """Open the window (and ``files`` for replay); returns the exit code of the event loop.
+         settle_ms: int = 500, bands: bool = False) -> int:
+    """Open the window (and ``files`` for replay; with ``bands`` as one configuration's seeds in one tab);
+    returns the exit code of the event loop.
 
     With ``screenshot`` the window draws for ``settle_ms``, saves itself as that PNG and closes:
     exit code 0, or 1 when a file could not be opened or the image not written.
@@ -63,7 +64,9 @@ def main(files=(), exec_loop: bool = True, screenshot: str | None = None, size: 
     if size:
         window.resize(*size)
     window.show()
-    if files:
+    if files and bands:
+        window.open_seed_bands(list(files))
+    elif files:
         window.open_files(list(files))
     if not exec_loop:
         return 0

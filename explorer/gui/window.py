@@ -165,6 +165,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu = m.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)   # another window may have added files
         self._fill_recent()
+        m.addAction("Open seeds as &bands…").triggered.connect(self.open_bands_dialog)
         if importlib.util.find_spec("explorer.gui.sweep_view") is not None:
             a = m.addAction("Open s&weep…")
             a.triggered.connect(self.open_sweep_dialog)
@@ -577,6 +578,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.live_view = None
             else:
                 w.session.close()
+        for session in getattr(w, "sessions", ()):      # a seeds-as-bands tab
+            session.close()
         w.deleteLater()
 
     def views(self) -> list[SessionView]:
@@ -635,6 +638,41 @@ class MainWindow(QtWidgets.QMainWindow):
             self._add_recent(os.fspath(path))
             opened.append(view)
         return opened
+
+    def open_bands_dialog(self) -> None:
+        files, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Open the seeds of one configuration",
+                                                          self.settings.folder(), "Session files (*.h5 *.hdf5)")
+        if files:
+            self.open_seed_bands(files)
+
+    def open_seed_bands(self, paths):
+        """Sessions of one configuration, different seeds, in one tab: per cell the median loss and metric
+        and the min–max band over the seeds. A file that cannot be read, or a configuration that differs
+        in more than the seed, is a dialog."""
+        from explorer.bands import check_same_configuration
+        from explorer.errors import ConfigError
+        from explorer.gui.plots.bands import BandsView
+        from sessions import SessionError, open_session
+
+        sessions = []
+        try:
+            for path in paths:
+                sessions.append(open_session(path))
+            if len(sessions) < 2:
+                raise ConfigError("seed bands need two or more session files of one configuration")
+            cfg = check_same_configuration(sessions)
+            view = BandsView(sessions)
+        except _user_error_types() + (SessionError, OSError) as exc:
+            for s in sessions:
+                s.close()
+            self.show_error("Cannot open the seeds as bands", str(exc))
+            return None
+        view.export_handler = self.export_dialog
+        i = self.tabs.addTab(view, f"seeds: {cfg.get('task', '?')} T={cfg.get('seq_len', '?')} ({len(sessions)})")
+        self.tabs.setTabToolTip(i, "\n".join(os.path.abspath(os.fspath(p)) for p in paths))
+        self.tabs.setCurrentIndex(i)
+        self._remove_welcome()
+        return view
 
     def _on_following_ended(self, view: SessionView) -> None:
         """The writer of a followed file finished (or died): the tab stops saying "(live)"."""
