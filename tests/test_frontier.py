@@ -152,6 +152,12 @@ def test_a_sweep_file_opens_wherever_a_session_does(tmp_path, qtbot, monkeypatch
     sweep_view.frontier.point_clicked.emit(str(session))
     assert len(w.views()) == 2 and w.tabs.currentWidget() is w.views()[-1]
     assert sweep_view.claims.maximumHeight() < 400                 # the table no taller than its 6 rows
+    # a success-rate point stands for every seed of its (cell, T): a click opens them as bands
+    seed_lists = [t for t in sweep_view.frontier._targets.values() if t and isinstance(t[0], list)]
+    assert [os.path.basename(p) for p in seed_lists[1][1]] == [f"adding-lstm-T50-s{k}.h5" for k in range(3)]
+    other_seed = record_session(tmp_path / "run-seed1.h5", steps=20, probe_every=10, seed=1)
+    sweep_view.frontier.seeds_clicked.emit([str(session), str(other_seed)])
+    assert w.tabs.tabText(w.tabs.currentIndex()) == "seeds: adding T=10 (2)"
     mime = QtCore.QMimeData()
     mime.setUrls([QtCore.QUrl.fromLocalFile(str(sweep))])
     w.dropEvent(QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.DropAction.CopyAction, mime,

@@ -1,9 +1,10 @@
 """The Sweep view: the lag frontier (success rate and median final metric vs T, per cell)
 and the claims table, from a ``sweep.h5``; plus headless export to PNG, SVG and CSV.
 
-- :class:`SweepView` — a sweep file opened in the window. Clicking a point emits ``run_selected(path)``
-  with that run's session file (the median seed for a (cell, T) point, the seed itself
-  for a per-seed point); the window opens it in a tab.
+- :class:`SweepView` — a sweep file opened in the window. Clicking a metric point emits
+  ``run_selected(path)`` with that run's session file (the median seed for a (cell, T) point, the
+  seed itself for a per-seed point), a success-rate point ``seeds_selected(paths)`` with every seed's;
+  the window opens the run in a tab, the seeds as bands.
 - :func:`export_plot` — ``lstm-explorer export DIR/sweep.h5 --plot frontier|claims``.
 """
 from __future__ import annotations
@@ -41,6 +42,7 @@ class FrontierGroup(pg.GraphicsLayoutWidget):
     (median line + one faint point per seed), chance baseline dashed."""
 
     point_clicked = QtCore.Signal(str)   # session file of the clicked point
+    seeds_clicked = QtCore.Signal(list)  # session files of every seed of a clicked (cell, T) success-rate point
 
     name = "frontier"
 
@@ -95,7 +97,8 @@ class FrontierGroup(pg.GraphicsLayoutWidget):
             # success rate
             item = self.success.plot(Ts, rate, pen=pg.mkPen(color, width=2, style=style), symbol="o", symbolSize=10,
                                      symbolBrush=color, symbolPen=pg.mkPen("w"), name=_label(cell))
-            self._connect(item, paths)
+            self._connect(item, [[entry[1] for entry in r.get("sessions") or [] if entry[1]] for r in cr],
+                          self.seeds_clicked)
             # per-seed points, then the median line on top
             seeds = [r for r in runs if series_of(r) == cell and r.get("status") != "failed"
                      and np.isfinite(r.get("final_metric", math.nan))]
@@ -155,14 +158,16 @@ class FrontierGroup(pg.GraphicsLayoutWidget):
         s = row.get("sessions") or []
         return s[len(s) // 2][1] if s else ""
 
-    def _connect(self, item, paths: list[str]) -> None:
-        self._targets[id(item)] = paths
+    def _connect(self, item, targets: list, signal=None) -> None:
+        """A click on point ``i`` of ``item`` emits ``targets[i]`` by ``signal`` (default: point_clicked)."""
+        self._targets[id(item)] = targets
+        signal = signal or self.point_clicked
 
         def clicked(_item, points, *args):
             if len(points):
                 i = points[0].index()
-                if 0 <= i < len(paths) and paths[i]:
-                    self.point_clicked.emit(paths[i])
+                if 0 <= i < len(targets) and targets[i]:
+                    signal.emit(targets[i])
 
         item.sigPointsClicked.connect(clicked)
 
@@ -218,9 +223,11 @@ class ClaimsTable(QtWidgets.QTableWidget):
 
 
 class SweepView(QtWidgets.QWidget):
-    """A sweep file's frontier figure and claims table. ``run_selected(path)`` on point click."""
+    """A sweep file's frontier figure and claims table. ``run_selected(path)`` on a metric point's click,
+    ``seeds_selected(paths)`` on a success-rate point's (every seed of that cell and T)."""
 
     run_selected = QtCore.Signal(str)
+    seeds_selected = QtCore.Signal(list)
 
     def __init__(self, path, parent=None):
         super().__init__(parent)
@@ -242,6 +249,7 @@ class SweepView(QtWidgets.QWidget):
         lay.addWidget(self.info)
         lay.addWidget(split, 1)
         self.frontier.point_clicked.connect(self._open)
+        self.frontier.seeds_clicked.connect(self.seeds_selected.emit)
         self.reload()
 
     def _info_text(self) -> str:
@@ -251,7 +259,8 @@ class SweepView(QtWidgets.QWidget):
         return (f"{self.path} — task {t.get('task', '?')}, cells {','.join(c.get('cells', []))}, "
                 f"T {','.join(map(str, c.get('seq_lens', [])))}, {c.get('seeds', '?')} seed(s), "
                 f"{t.get('steps', '?')} steps, hidden {t.get('hidden', '?')}, lr {t.get('lr', '?')}: "
-                f"{n}/{c.get('n_runs', n)} runs finished. Click a point to open its run.")
+                f"{n}/{c.get('n_runs', n)} runs finished. Click a success-rate point to see its seeds as bands, a "
+                f"metric point to open that run.")
 
     def reload(self) -> None:
         from sessions.sweep import read_sweep

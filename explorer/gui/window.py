@@ -699,6 +699,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error("Cannot open the sweep", f"{path}: {exc}")
             return None
         view.run_selected.connect(lambda session: self.open_files([session]))   # a clicked point's run
+        view.seeds_selected.connect(lambda paths: self.open_seed_bands(paths) if len(paths) > 1
+                                    else self.open_files(paths))             # a (cell, T) point's seeds
         i = self.tabs.addTab(view, f"sweep: {os.path.basename(path)}")
         self.tabs.setCurrentIndex(i)
         self._remove_welcome()
