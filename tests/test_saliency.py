@@ -97,7 +97,7 @@ def test_the_window_draws_it_live_and_from_the_file(session_file, qtbot, window)
     w = window
     (view,) = w.open_files([session_file])
     group = view.groups["saliency"]
-    assert group.has_data and group.strip.image.shape == (2, 10)          # (channels, t) under the curves
+    assert group.has_data and group.strip.image.image.shape == (2, 10)          # (channels, t) under the curves
     y = group.curves["lstm"].getData()[1]
     np.testing.assert_allclose(y, np.log10(view.session.run("lstm").probe_series("saliency")[-1]), rtol=1e-5)
     assert view.groups["saliency-heatmap"].maps["rnn"].image.image.shape == (5, 10)

@@ -364,3 +364,40 @@ class Heatmap:
         if rect != getattr(self, "_rect", None):
             self._rect = rect
             self.image.setRect(QtCore.QRectF(*rect))
+
+
+def probe_input(runs) -> np.ndarray | None:
+    """The probe sequence ``(L, n_in)`` the runs' probes ran on (they share it), or None (files before 1.3)."""
+    for run in runs:
+        x = getattr(run, "probe_input", None)
+        if x is not None:
+            return checked(x, run, "the probe sequence", 2)
+    return None
+
+
+class InputStrip:
+    """The probe sequence's inputs as a strip under (or over) a plot over t: one row per input channel,
+    0 white, large values black, t aligned with ``link``'s x axis (the markers of the adding problem
+    show as two black ticks)."""
+
+    def __init__(self, group: "PlotGroup", row: int, col: int, link: pg.PlotItem, xlabel: str = "time step t"):
+        self.plot = group.add_plot(row, col, "", xlabel, "input")
+        self.plot.setXLink(link)
+        self.plot.showGrid(x=True, y=False)
+        self.image = pg.ImageItem()
+        self.image.setColorMap(pg.ColorMap([0.0, 1.0], [(255, 255, 255), (0, 0, 0)]))   # 0 white, large black
+        self.plot.addItem(self.image)
+        self.plot.setMinimumHeight(75)
+        self.plot.setMaximumHeight(100)
+        self._shape = None
+
+    def draw(self, runs) -> None:
+        x = probe_input(runs)
+        if x is None or x.shape == self._shape:
+            return
+        self._shape = x.shape
+        L, n_in = x.shape
+        self.image.setImage(np.nan_to_num(x.T.astype(np.float32)), autoLevels=True)
+        self.image.setRect(-0.5, -0.5, float(L), float(n_in))    # pixel t centred on t, row k on channel k
+        self.plot.getAxis("left").setTicks([[(k, f"x{k}") for k in range(n_in)]] if n_in <= 12 else None)
+        self.plot.setYRange(-0.5, n_in - 0.5, padding=0)

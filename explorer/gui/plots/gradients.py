@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from explorer.gui.plots.base import (Heatmap, PlotGroup, StickyY, cell_color, cell_label, checked, finite_range,
+from explorer.gui.plots.base import (Heatmap, InputStrip, PlotGroup, StickyY, cell_color, cell_label, checked, finite_range,
                                      log10_safe, probes_key, selected_steps, set_title)
 
 
@@ -17,7 +17,8 @@ class GradFlowGroup(PlotGroup):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.plot = self.add_plot(0, 0, self.title, "time step t", f"log10 {self.quantity}")
+        self.plot = self.add_plot(0, 0, self.title, "", f"log10 {self.quantity}")
+        self.strip = InputStrip(self, 1, 0, self.plot)      # the probe's inputs beneath, t aligned
         # bottom right: the gradient is largest at t = T, a forgetting cell's saliency smallest early,
         # so the curves leave that corner free
         self.legend = self.plot.addLegend(offset=(-10, -10))
@@ -38,6 +39,7 @@ class GradFlowGroup(PlotGroup):
         return selected_steps(runs, probes)
 
     def draw(self, runs, probes, settings) -> None:
+        self.strip.draw(runs)
         steps, shown = [], []
         for run in runs:
             p = probes.get(run.name)
