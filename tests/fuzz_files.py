@@ -140,14 +140,16 @@ class Checker:
         return self._window
 
     def open_in_window(self, path: str) -> tuple[str, str]:
-        """The window's open: every plot drawn, the probe slider moved to the first probe and back."""
+        """The window's open (File > Open, drop, replay): a session with every plot drawn and the probe slider
+        moved to the first probe and back; a sweep file in the sweep view."""
         w = self.window()
         n_errors = len(w.errors)
         try:
             views = w.open_files([path])
             for v in views:
-                v.slider.setValue(0)
-                v.slider.setValue(v.slider.maximum())
+                if hasattr(v, "slider"):          # a session (a sweep view has no probes)
+                    v.slider.setValue(0)
+                    v.slider.setValue(v.slider.maximum())
                 w._refresh_visible(force=True)
         except BaseException:
             return "FAIL", "traceback in the window:\n" + _short_tb()
