@@ -27,3 +27,14 @@ def record_session(path, **kw) -> str:
         rec.record(r)
     rec.finish({c: trainer.state_dict(c) for c in cfg.cells})
     return rec.path
+
+
+def replay_screenshot(args, shot, size: str = "1280x800"):
+    """`lstm-explorer replay ARGS --screenshot SHOT` in its own process, offscreen (the command quits its
+    QApplication when done: in the test process that would end the event loops of the tests after it)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    return subprocess.run([sys.executable, "-m", "explorer", "replay", *map(str, args), "--screenshot", str(shot),
+                           "--size", size], capture_output=True, text=True, timeout=300, env=env)

@@ -88,9 +88,9 @@ def test_the_window_opens_seeds_as_bands_and_exports_them(window, seeds, tmp_pat
     assert window.open_seed_bands(seeds[:1]) is None and "two or more" in window.errors[-1]
 
 
-def test_replay_bands_draws_the_window(seeds, tmp_path, capsys):
-    from explorer.cli import main
+def test_replay_bands_draws_the_window(seeds, tmp_path):
+    from tests.gui_fixtures import replay_screenshot
 
     shot = tmp_path / "bands.png"
-    assert main(["replay", *map(str, seeds), "--bands", "--screenshot", str(shot), "--size", "1280x800"]) == 0
-    assert shot.stat().st_size > 10_000 and "error" not in capsys.readouterr().err
+    done = replay_screenshot([*seeds, "--bands"], shot)
+    assert done.returncode == 0 and shot.stat().st_size > 10_000 and "error" not in done.stderr, done.stderr

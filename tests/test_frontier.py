@@ -126,15 +126,14 @@ def test_sweep_view_click_opens_run(tmp_path, qtbot):
     assert sig.args == [str(tmp_path / "adding-lstm-T50-s1.h5")]
 
 
-def test_a_sweep_file_opens_wherever_a_session_does(tmp_path, qtbot, monkeypatch, capsys):
+def test_a_sweep_file_opens_wherever_a_session_does(tmp_path, qtbot, monkeypatch):
     """File > Open, drag-and-drop and `lstm-explorer replay` all go through open_files: a sweep file gets
     the sweep view's tab, a session its own, side by side."""
     from PySide6 import QtCore, QtGui
 
-    from explorer.cli import main
     from explorer.gui.sweep_view import SweepView
     from explorer.gui.window import MainWindow
-    from tests.gui_fixtures import record_session
+    from tests.gui_fixtures import record_session, replay_screenshot
 
     monkeypatch.setenv("LSTM_EXPLORER_DATA_DIR", str(tmp_path / "data"))
     sweep = tmp_path / "sweep.h5"
@@ -165,5 +164,5 @@ def test_a_sweep_file_opens_wherever_a_session_does(tmp_path, qtbot, monkeypatch
     assert sum(isinstance(w.tabs.widget(i), SweepView) for i in range(w.tabs.count())) == 2
     w.close()
     shot = tmp_path / "sweep.png"
-    assert main(["replay", str(sweep), "--screenshot", str(shot), "--size", "1280x800"]) == 0
-    assert shot.stat().st_size > 10_000 and "Traceback" not in capsys.readouterr().err
+    done = replay_screenshot([sweep], shot)
+    assert done.returncode == 0 and shot.stat().st_size > 10_000 and "Traceback" not in done.stderr, done.stderr
