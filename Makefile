@@ -24,10 +24,11 @@ run: $(VENV)/.installed-app
 
 # The CUDA simulator tests need NUMBA_ENABLE_CUDASIM=1 before numba is imported: their own pytest
 # process, run beside the main one (the simulator is one busy Python thread; the main suite leaves a core
-# to spare most of the time), its report printed after the main one's. Both must pass.
+# to spare most of the time), its report printed after the main one's. Both must pass. It keeps its temporary
+# files apart (--basetemp) and writes no pytest cache, so neither session removes or rewrites the other's.
 test: $(VENV)/.installed-all
 	@QT_QPA_PLATFORM=offscreen NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -m cudasim tests/cuda \
-		> $(VENV)/cudasim.log 2>&1 & sim=$$!; \
+		-p no:cacheprovider --basetemp=$(VENV)/cudasim-tmp > $(VENV)/cudasim.log 2>&1 & sim=$$!; \
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not cudasim"; main=$$?; \
 	wait $$sim; simrc=$$?; \
 	echo "--- CUDA simulator tests (NUMBA_ENABLE_CUDASIM=1) ---"; cat $(VENV)/cudasim.log; \
