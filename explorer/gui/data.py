@@ -8,6 +8,7 @@ GUI thread, with the batches of records the worker forwards.
 """
 from __future__ import annotations
 
+import collections
 import math
 from typing import Any
 
@@ -56,6 +57,9 @@ class LiveRun:
     def __init__(self, info: RunInfo, config: dict[str, Any], session: "LiveSession | None" = None):
         self.name = info.cell
         self._session = session
+        self._held: collections.deque = collections.deque()   # probes whose (L, H) arrays are in memory, oldest first
+        self._held_bytes = 0
+        self._read_cache: dict[int, dict] = {}                  # probe index -> arrays read back from the file
         self.cell = info.cell
         self.config = dict(config)
         self.param_count = info.param_count
@@ -138,25 +142,25 @@ class LiveRun:
     def _evict(self) -> None:
         """Drop the (L, H) arrays of the oldest probes held beyond :data:`PROBE_MEMORY_BYTES` (keeping two):
         the window's memory stays bounded however long the run; :meth:`probe` reads those back."""
-        held = [p for p in self._probes if p["h"] is not None]
-        size = sum(sum(p[k].nbytes for k in BIG_ARRAYS if p[k] is not None) for p in held)
-        for p in held[:-2]:
-            if size <= PROBE_MEMORY_BYTES:
-                break
-            size -= sum(p[k].nbytes for k in BIG_ARRAYS if p[k] is not None)
-            p.update(h=None, gates=None, c=None, evicted=True)
+        p = self._probes[-1]
+        self._held.append(p)
+        self._held_bytes += sum(p[k].nbytes for k in BIG_ARRAYS if p[k] is not None)
+        while len(self._held) > 2 and self._held_bytes > PROBE_MEMORY_BYTES:
+            old = self._held.popleft()
+            self._held_bytes -= sum(old[k].nbytes for k in BIG_ARRAYS if old[k] is not None)
+            old.update(h=None, gates=None, c=None)
 
     def probe(self, i: int) -> dict[str, Any]:
         """Probe ``i`` as ``sessions.Run.probe`` gives it; an older probe's (L, H) arrays come back from the
         session file (None for them in the moment before the writer flushed it)."""
         p = dict(self._probes[i])
-        if p.pop("evicted", False):
+        if p["h"] is None:          # every probe has h: None means its arrays were dropped
             p.update(self._read_back(i % len(self._probes)))
         return p
 
     def _read_back(self, i: int) -> dict[str, Any]:
         """h, gates and c of probe ``i`` from the session file being written (a small LRU cache)."""
-        cache = self.__dict__.setdefault("_read_cache", {})
+        cache = self._read_cache
         if i in cache:
             cache[i] = cache.pop(i)          # most recently used last
             return cache[i]
