@@ -636,8 +636,7 @@ def activation_bytes(cell: str, T: int, B: int, H: int, itemsize: int = 4) -> in
     saves for backward (the LSTM's four gates; the GRU's three and W_hn h + b_hn)."""
     from kernels import cells
 
-    spec = cells.get(cell)
-    return (len(spec.states) + sum(spec.saved_widths().values())) * T * B * H * itemsize
+    return cells.get(cell).bptt_width() * T * B * H * itemsize
 
 
 def training_memory(cell: str = "lstm", T: int = MEMORY_CONFIG[0], B: int = MEMORY_CONFIG[1],

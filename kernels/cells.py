@@ -120,10 +120,14 @@ class CellSpec:
         """Saved per-step arrays and their widths in units of H."""
         return {name: (w or self.blocks) for name, w in self.saved}
 
+    def bptt_width(self) -> int:
+        """What BPTT keeps per step and sequence, in units of H: every state and every saved array."""
+        return len(self.states) + sum(self.saved_widths().values())
+
     def workspace_floats(self, length: int, batch: int, hidden: int, n_in: int) -> int:
         """Numbers one training step of this cell holds (the CPU kernels' buffers): every state and saved
         array over the sequence, ∂L/∂h and ∂L/∂x, each ``(L, B, width)``; the weights are small beside them."""
-        per_unit = len(self.states) + sum(self.saved_widths().values()) + 1       # + ∂L/∂h
+        per_unit = self.bptt_width() + 1                                          # + ∂L/∂h
         return length * batch * (per_unit * hidden + n_in)                        # + ∂L/∂x
 
     def gate_index(self, name: str) -> int:
