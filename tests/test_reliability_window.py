@@ -33,11 +33,10 @@ def test_a_diverging_cell_shows_diverged_and_the_other_goes_on(window, qtbot, mo
     lstm = lambda: window.live_session.run("lstm")   # noqa: E731
     qtbot.waitUntil(lambda: rnn().status == "diverged", timeout=180_000)
     assert "smaller --lr" in rnn().message or "lr" in rnn().message, rnn().message
-    at_divergence = lstm().steps
     qtbot.waitUntil(lambda: not window.training, timeout=180_000)
-    # the LSTM went on to the end; the RNN stopped where it diverged
+    # the LSTM went on to the end; the RNN stopped where it diverged (on a fast machine the whole tiny run can
+    # be over before the window first hears of the divergence, so only the end state is compared)
     assert lstm().status == "completed" and lstm().steps == steps
-    assert lstm().steps > at_divergence
     assert rnn().status == "diverged" and rnn().steps < steps
     # the window says so: the view's status line, the end-of-training line and one dialog with the reason
     view = window.live_view
