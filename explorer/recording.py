@@ -62,7 +62,7 @@ class SessionRecorder:
                     param_dtype=getattr(config, "dtype", "float32"), gate_names=info.gate_names,
                     cell_state=info.cell_state, init=info.init, cell_options=info.options,
                     stop_rule=info.stop_rule, test_size=info.test_size, sequence_rule=info.sequence_rule,
-                    probe_input=info.probe_input)
+                    probe_input=info.probe_input, weight_sigma_bounds=info.weight_sigma_bounds)
                 self._time[info.cell] = 0.0
             self._writer.start()
         except BaseException:
@@ -93,7 +93,7 @@ class SessionRecorder:
         elif isinstance(rec, ProbeRecord):
             # a probe has no clock of its own: it belongs to its step, whose wall time came just before
             w.append_probe(rec.cell, rec.step, self._time.get(rec.cell, 0.0), rec.grad_norm_t, rec.h,
-                           rec.gates, rec.c, rec.saturation, rec.saliency)
+                           rec.gates, rec.c, rec.saturation, rec.saliency, rec.spectrum, rec.weight_sigma)
         elif isinstance(rec, StatusRecord):
             w.set_status(rec.cell, rec.status, rec.message, rec.step)
         elif isinstance(rec, SolvedRecord):

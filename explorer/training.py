@@ -244,6 +244,8 @@ class ProbeRecord:
     c: np.ndarray | None       # (L, H) float32, LSTM cell state (None for cells without one)
     saturation: np.ndarray | None  # (n_gates,) float32, fraction of each gate saturated (None without gates)
     saliency: np.ndarray | None = None  # (L,) float32, input saliency ‖∂ŷ/∂x_t‖ on the probe sequence (Trainer.saliency)
+    spectrum: np.ndarray | None = None  # (L, S) float32, log10 σ_max(∂s_{L-1}/∂s_t) per state (Trainer.spectrum)
+    weight_sigma: np.ndarray | None = None  # (1 + n_gates,) float32, σ_max of W_hh and of each gate's block
 
 
 @dataclass
@@ -308,6 +310,7 @@ class RunInfo:
     test_size: int = 0         # held-out test sequences evaluated (0: none)
     sequence_rule: str = ""    # the paper's per-sequence "correct" rule ("" when the task has none)
     probe_input: np.ndarray | None = None  # (L, n_in) float32, the probe sequence every probe runs on
+    weight_sigma_bounds: np.ndarray | None = None  # (1 + n_gates,) the vanishing bound 1/γ of each ProbeRecord.weight_sigma
 
 
 #: names of the per-parameter gradient norms in StepRecord.param_grad_norms
@@ -346,6 +349,7 @@ class Trainer:
         from explorer.tasks import make_task
         from kernels import cells
         from kernels.params import init_params
+        from kernels.spectrum import vanishing_bounds
 
         self.config = config.validate()
         self.task = make_task(config.task, config.seq_len)
@@ -380,6 +384,7 @@ class Trainer:
                              init=self.inits[cell], options=config.cell_options(cell),
                              stop_rule=rule, test_size=config.test_size, sequence_rule=self.task.sequence_rule,
                              probe_input=self.probe_x[:, 0].astype(np.float32),
+                             weight_sigma_bounds=vanishing_bounds(cell),
                              metric_name=self.task.metric_name,
                              higher_is_better=self.task.higher_is_better,
                              baseline_loss=float(self.task.baseline_loss),
@@ -426,8 +431,29 @@ class Trainer:
         L = self.task.length
         gn = np.full(L, np.nan, dtype=np.float32)     # a shorter batch (variable-length tasks): NaN beyond its end
         gn[:min(L, len(grad_norm_t))] = grad_norm_t[:L]
+        from kernels.spectrum import weight_sigmas
+
+        W_hh = self.models[cell].state()["weight_hh"]
         return ProbeRecord(cell=cell, step=step, grad_norm_t=gn, h=h, gates=gates, c=c, saturation=saturation,
-                           saliency=self.saliency(cell, fwd))
+                           saliency=self.saliency(cell, fwd), spectrum=self.spectrum(cell, fwd, step),
+                           weight_sigma=weight_sigmas(cell, W_hh).astype(np.float32))
+
+    def spectrum(self, cell: str, fwd=None, step: int | None = None) -> np.ndarray | None:
+        """The Jacobian spectrum of ``cell`` on the probe sequence: ``(L, S)`` float32, log10 σ_max of
+        ∂s_{L-1}/∂s_t per carried state (h; the LSTM's c too), kernels/spectrum.py. None for a cell without
+        a state Jacobian, and for the probe at ``step`` when the spectra are spaced out to stay within their
+        share of the training time (:func:`kernels.spectrum.spectrum_interval`; 1, every probe, as a rule)."""
+        from kernels.spectrum import has_spectrum, product_spectrum, spectrum_interval
+
+        if not has_spectrum(cell):
+            return None
+        cfg, interval = self.config, self.config.probe_interval
+        if step is not None and (step // interval) % spectrum_interval(cell, cfg.hidden, self.task.n_in, cfg.batch,
+                                                                       interval):
+            return None
+        fwd = fwd if fwd is not None else self.models[cell].probe(self.probe_x)
+        W_hh = self.models[cell].state()["weight_hh"]
+        return product_spectrum(cell, W_hh, fwd, self.config.cell_options(cell)).astype(np.float32)
 
     def saliency(self, cell: str, fwd=None) -> np.ndarray:
         """Input saliency of ``cell`` on the probe sequence: ``(L,)`` float32, ‖∂ŷ/∂x_t‖ (L2 over the input

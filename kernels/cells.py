@@ -57,6 +57,10 @@ class CpuKernels:
     backward_rows: Callable
     #: the compiled ``@njit`` dispatchers behind them (warm-up and cache statistics); () for NumPy cells
     dispatchers: tuple = ()
+    #: ``state_jacobian(W_hh, options, prev, new, saved) -> (K, S·H, S·H)`` float64, ∂s_t/∂s_{t-1} of K steps
+    #: of one sequence (``prev``, ``new``: state -> (K, H); ``saved``: array -> (K, width·H)), states stacked
+    #: in the spec's order; the Jacobian-spectrum lens (kernels/spectrum.py) needs it; None: no spectrum
+    state_jacobian: Callable | None = None
 
 
 @dataclass(frozen=True)

@@ -154,5 +154,18 @@ def _backward_chunk(layer, x, fwd, dh, dinit, grads, norm_sum, dx, b0, b1):
                   fwd.saved["hn"], dh, norm_sum, dinit["h"], dW_ih, dW_hh, db_ih, db_hh, dx, b0, b1)
 
 
+def state_jacobian(W_hh, options, prev, new, saved):
+    """∂h_t/∂h_{t-1} : (K, H, H) float64 for K steps, from ``prev["h"] : (K, H)``, the steps' gates
+    ``saved["gates"] : (K, 3H)`` and ``saved["hn"] : (K, H)`` = W_hn h_{t-1} + b_hn."""
+    H = W_hh.shape[1]
+    r, z, n = (saved["gates"][:, k * H:(k + 1) * H] for k in range(3))
+    W_r, W_z, W_n = (W_hh[k * H:(k + 1) * H] for k in range(3))
+    da_n = r[:, :, None] * W_n + (saved["hn"] * r * (1.0 - r))[:, :, None] * W_r   # ∂a_n/∂h_{t-1}, n = tanh(a_n)
+    J = ((1.0 - z) * (1.0 - n * n))[:, :, None] * da_n + ((prev["h"] - n) * z * (1.0 - z))[:, :, None] * W_z
+    units = np.arange(H)
+    J[:, units, units] += z
+    return J
+
+
 CPU_KERNELS = CpuKernels(forward_rows=_forward_chunk, backward_rows=_backward_chunk,
-                         dispatchers=(forward_rows, backward_rows))
+                         dispatchers=(forward_rows, backward_rows), state_jacobian=state_jacobian)

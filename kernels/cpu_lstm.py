@@ -150,5 +150,24 @@ def _backward_chunk(layer, x, fwd, dh, dinit, grads, norm_sum, dx, b0, b1):
     db_hh += db_ih  # b_ih and b_hh enter only as their sum: the same gradient (db_hh arrives zeroed)
 
 
+def state_jacobian(W_hh, options, prev, new, saved):
+    """∂(h_t, c_t)/∂(h_{t-1}, c_{t-1}) : (K, 2H, 2H) float64 for K steps, blocks [[∂h/∂h, ∂h/∂c], [∂c/∂h,
+    ∂c/∂c]], from ``prev``, ``new`` (``"h"``, ``"c"`` : (K, H)) and the steps' gates ``saved["gates"] : (K, 4H)``."""
+    H = W_hh.shape[1]
+    i, f, g, o = (saved["gates"][:, k * H:(k + 1) * H] for k in range(4))
+    W_i, W_f, W_g, W_o = (W_hh[k * H:(k + 1) * H] for k in range(4))
+    tc = np.tanh(new["c"])
+    dh_dc = o * (1.0 - tc * tc)                                   # ∂h_t/∂c_t (diagonal)
+    dc_dh = ((prev["c"] * f * (1.0 - f))[:, :, None] * W_f + (g * i * (1.0 - i))[:, :, None] * W_i
+             + (i * (1.0 - g * g))[:, :, None] * W_g)             # ∂c_t/∂h_{t-1} through f, i and g
+    J = np.zeros((f.shape[0], 2 * H, 2 * H))
+    J[:, :H, :H] = (tc * o * (1.0 - o))[:, :, None] * W_o + dh_dc[:, :, None] * dc_dh
+    J[:, H:, :H] = dc_dh
+    units = np.arange(H)
+    J[:, units, H + units] = dh_dc * f                            # ∂h_t/∂c_{t-1}, diagonal
+    J[:, H + units, H + units] = f                                # ∂c_t/∂c_{t-1} = diag(f)
+    return J
+
+
 CPU_KERNELS = CpuKernels(forward_rows=_forward_chunk, backward_rows=_backward_chunk,
-                         dispatchers=(forward_rows, backward_rows))
+                         dispatchers=(forward_rows, backward_rows), state_jacobian=state_jacobian)

@@ -140,5 +140,14 @@ def _backward_chunk(layer, x, fwd, dh, dinit, grads, norm_sum, dx, b0, b1):
     db_hh += db_ih  # b_ih and b_hh enter only as their sum: the same gradient (db_hh arrives zeroed)
 
 
+def state_jacobian(W_hh, options, prev, new, saved):
+    """∂h_t/∂h_{t-1} = diag(act'(z_t)) W_hh : (K, H, H) float64 for K steps, from ``new["h"] : (K, H)``
+    (``W_hh : (H, H)``; ``prev`` and ``saved`` unused: act' is read off h_t, 1 - h_t² for tanh, [h_t > 0]
+    for ReLU)."""
+    h = new["h"]
+    slope = 1.0 - h * h if options["activation"] == "tanh" else (h > 0).astype(np.float64)
+    return slope[:, :, None] * W_hh
+
+
 CPU_KERNELS = CpuKernels(forward_rows=_forward_chunk, backward_rows=_backward_chunk,
-                         dispatchers=(forward_rows, backward_rows))
+                         dispatchers=(forward_rows, backward_rows), state_jacobian=state_jacobian)

@@ -21,7 +21,7 @@ from sessions.writer import FORMAT_NAME, FORMAT_VERSION
 _MAJOR = int(FORMAT_VERSION.split(".")[0])
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$")
 
-PROBE_ARRAYS = ("grad_norm_t", "h", "gates", "c", "saturation", "saliency")
+PROBE_ARRAYS = ("grad_norm_t", "h", "gates", "c", "saturation", "saliency", "spectrum", "weight_sigma")
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -158,6 +158,10 @@ def run_problems(where: str, g: h5py.Group) -> list[str]:
                 rows["c"] = (L, H)
             if "saliency" in probes:   # 1.3
                 rows["saliency"] = (L,)
+            if "spectrum" in probes:   # 1.4: one column per state (h, and c with a cell state)
+                rows["spectrum"] = (L, 1 + ("c" in probes))
+            if "weight_sigma" in probes:   # 1.4
+                rows["weight_sigma"] = (1 + G,)
             for name, row in rows.items():
                 _dataset(probes, name, f"{where}/probes", out, row=row,
                          why=f" (a run with {G} gates has them)" if name in ("gates", "saturation") else "")

@@ -275,7 +275,7 @@ class Run:
         #: the probe datasets this run has (an RNN has no gates; members beyond these are ignored)
         self._probe_keys = ("step",) + (("time",) if "time" in self._probes else ()) + ("grad_norm_t", "h") + \
             (("gates", "saturation") if self.n_gates else ()) + (("c",) if self.has_cell_state else ()) + \
-            (("saliency",) if "saliency" in self._probes else ())
+            tuple(k for k in ("saliency", "spectrum", "weight_sigma") if k in self._probes)
 
     def _rows(self, ds: h5py.Dataset) -> int:
         """Rows of ``ds`` whose data lies inside the file (all of them unless the file is short)."""
@@ -409,8 +409,8 @@ class Run:
     @_reading("probe {args[0]} of run {self.name!r}")
     def probe(self, i: int) -> dict[str, Any]:
         """Probe ``i`` (negative counts from the end): step, time, grad_norm_t (L,), h (L,H),
-        gates (4,L,H) | None, c (L,H) | None, saturation (4,) | None, saliency (L,) | None (1.3);
-        arrays as float32."""
+        gates (4,L,H) | None, c (L,H) | None, saturation (4,) | None, saliency (L,) | None (1.3),
+        spectrum (L, S) | None and weight_sigma (1+G,) | None (1.4); arrays as float32."""
         n = self._n_probes()
         j = i + n if i < 0 else i
         if not 0 <= j < n:
@@ -426,7 +426,8 @@ class Run:
     def probe_series(self, name: str) -> np.ndarray:
         """One probe array over all probes, as stored: ``grad_norm_t`` and ``saliency`` (1.3) (P, L) float32,
         ``saturation`` (P, 4) float32, ``h``/``c`` (P, L, H) float16, ``gates`` (P, 4, L, H)
-        float16, ``step`` (P,) int64, ``time`` (P,) float64."""
+        float16, ``spectrum`` (P, L, S) and ``weight_sigma`` (P, 1+G) float32 (1.4), ``step`` (P,) int64,
+        ``time`` (P,) float64."""
         if name not in self._probe_keys:
             if name in PROBE_ARRAYS:
                 raise NoSuchSeriesError(f"run {self.name!r} ({self.cell}) has no probe array {name!r}")
@@ -448,6 +449,22 @@ class Run:
         """(1.3) The probe sequence every probe ran on, ``(L, n_in)`` float32; None in older files."""
         ds = self._g.get("probe_input")
         return ds[()].astype(np.float32) if isinstance(ds, h5py.Dataset) else None
+
+    @property
+    @_reading("run {self.name!r}'s weight σ_max bounds")
+    def weight_sigma_bounds(self) -> np.ndarray | None:
+        """(1.4) The vanishing bound 1/γ of each ``weight_sigma`` column, ``(1 + G,)`` float64 (NaN: none);
+        None in older files."""
+        ds = self._probes.get("weight_sigma")
+        if not isinstance(ds, h5py.Dataset):
+            return None
+        bounds = np.asarray(ds.attrs.get("bounds", np.full(ds.shape[1:], np.nan)), dtype=np.float64).ravel()
+        return bounds if bounds.shape == tuple(ds.shape[1:]) else np.full(ds.shape[1:], np.nan)
+
+    @property
+    def weight_sigma_names(self) -> tuple[str, ...]:
+        """(1.4) Names of the ``weight_sigma`` columns: ``W_hh``, then ``W_h`` + each gate."""
+        return ("W_hh",) + tuple(f"W_h{g}" for g in self.gate_names)
 
     @property
     @_reading("run {self.name!r}'s solved step")

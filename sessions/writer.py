@@ -45,7 +45,7 @@ from sessions.errors import (
 #: root attribute ``format``: what kind of file this is
 FORMAT_NAME = "lstm-explorer-session"
 #: root attribute ``format_version`` (semver: readers read the same major, refuse a newer one)
-FORMAT_VERSION = "1.3.0"
+FORMAT_VERSION = "1.4.0"
 #: every status a run can have in the file ("interrupted" is normally derived by readers)
 STATUSES = ("running", "completed", "stopped", "diverged", "interrupted")
 #: LSTM gate order, as in PyTorch: the gate names of a 1.0 file with 4 gates
@@ -315,7 +315,7 @@ class SessionWriter:
                 param_dtype: str = "float32", gate_names=None, cell_state: bool | None = None,
                 init: str = "default", cell_options: Mapping[str, Any] | None = None,
                 stop_rule: str = "", test_size: int = 0, sequence_rule: str = "",
-                probe_input=None) -> None:
+                probe_input=None, weight_sigma_bounds=None) -> None:
         """Create the full layout of one run (before :meth:`start`).
 
         ``gate_names`` name the ``n_gates`` gate blocks in PyTorch's row order (default: the LSTM's
@@ -323,7 +323,9 @@ class SessionWriter:
         (default: when there are 4 gates, as in 1.0 files); ``init`` and ``cell_options`` (1.1) record
         the initialisation and the cell's kernel options (the RNN's activation); ``stop_rule``,
         ``test_size`` and ``sequence_rule`` (1.2) describe what "solved" means and the held-out test set;
-        ``probe_input : (length, n_in)`` (1.3) is the probe sequence the probes run on.
+        ``probe_input : (length, n_in)`` (1.3) is the probe sequence the probes run on;
+        ``weight_sigma_bounds : (1 + n_gates,)`` (1.4) the vanishing bound 1/γ of W_hh and of each gate's
+        block (NaN: none), beside the probes' ``weight_sigma``.
         """
         self._check_open()
         if self._started:
@@ -412,6 +414,10 @@ class SessionWriter:
             if cell_state:
                 _grow_nd(pr, "c", (length, hidden), np.float16)
             _grow_nd(pr, "saliency", (length,), np.float32)
+            _grow_nd(pr, "spectrum", (length, 1 + bool(cell_state)), np.float32)
+            _grow_nd(pr, "weight_sigma", (1 + n_gates,), np.float32)
+            pr["weight_sigma"].attrs["bounds"] = (np.full(1 + n_gates, np.nan) if weight_sigma_bounds is None else
+                                                  _as(weight_sigma_bounds, (1 + n_gates,), np.float64, "bounds"))
             if probe_input is not None:
                 x = np.asarray(probe_input, dtype=np.float32)
                 if x.ndim != 2 or x.shape[0] != length:
@@ -466,9 +472,9 @@ class SessionWriter:
         self._maybe_flush()
 
     def append_probe(self, name: str, step: int, wall_time: float, grad_norm_t, h, gates=None,
-                     c=None, saturation=None, saliency=None) -> None:
-        """Buffer one probe snapshot of run ``name`` (arrays are copied; ``saliency`` (L,), 1.3: NaN when
-        not given)."""
+                     c=None, saturation=None, saliency=None, spectrum=None, weight_sigma=None) -> None:
+        """Buffer one probe snapshot of run ``name`` (arrays are copied; ``saliency`` (L,), 1.3, ``spectrum``
+        (L, S) and ``weight_sigma`` (1 + n_gates,), 1.4: NaN when not given)."""
         run = self._run_for_append(name)
         L, H, G = run.length, run.hidden, run.n_gates
         item = {"step": int(step), "time": float(wall_time),
@@ -479,7 +485,9 @@ class SessionWriter:
             item["saturation"] = _as(saturation, (G,), np.float32, "saturation")
         if "c" in run.probe_ds:
             item["c"] = _as(c, (L, H), np.float16, "c")
-        item["saliency"] = _as(np.full(L, np.nan) if saliency is None else saliency, (L,), np.float32, "saliency")
+        for key, value in (("saliency", saliency), ("spectrum", spectrum), ("weight_sigma", weight_sigma)):
+            shape = run.probe_ds[key].shape[1:]
+            item[key] = _as(np.full(shape, np.nan) if value is None else value, shape, np.float32, key)
         run.probes.append(item)
         self._maybe_flush()
 
@@ -913,15 +921,15 @@ def estimate_size(steps: int, probe_every: int, length: int, hidden: int, n_gate
     """Bytes one run adds to a session file (raw data; metadata and chunk rounding add ~1%).
 
     Per step: step (int64), time and 3 + ``n_param_grads`` values (float64).
-    Per probe: step, time, grad_norm_t and saliency (L float32 each), h (L*H float16), the gates
-    (G*L*H float16) and their saturation (G float32), and c (L*H float16) for a cell with a cell
-    state (default: the LSTM's 4 gates).
+    Per probe: step, time, grad_norm_t, saliency and the spectrum (L float32 each, the spectrum 2L with a
+    cell state), h (L*H float16), the gates (G*L*H float16) and their saturation (G float32), the weight
+    σ_max (1 + G float32), and c (L*H float16) for a cell with a cell state (default: the LSTM's 4 gates).
     """
     per_step = 8 * (2 + 3 + n_param_grads)
-    per_probe = 16 + 8 * length + 2 * length * hidden
+    per_probe = 16 + 12 * length + 2 * length * hidden + 4
     if n_gates:
-        per_probe += 2 * n_gates * length * hidden + 4 * n_gates
+        per_probe += 2 * n_gates * length * hidden + 8 * n_gates
     if (n_gates == 4) if cell_state is None else cell_state:
-        per_probe += 2 * length * hidden
+        per_probe += 2 * length * hidden + 4 * length
     n_probes = steps // max(1, probe_every)
     return steps * per_step + n_probes * per_probe

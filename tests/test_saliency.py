@@ -62,7 +62,7 @@ def test_recorded_with_the_probe_sequence_and_validated(session_file):
                                   probe_every=10, lr=1e-2))
     probes = [r for r in trainer.run() if isinstance(r, ProbeRecord)]
     with open_session(session_file) as s:
-        assert s.format_version == "1.3.0"
+        assert s.format_version >= "1.3.0"
         for run in s.runs:
             np.testing.assert_array_equal(run.probe_input, trainer.probe_x[:, 0])
             sal = run.probe_series("saliency")

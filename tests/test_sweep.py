@@ -258,7 +258,7 @@ def test_killed_worker_run_completes_elsewhere(tmp_path, loopback_cluster):
 
 @pytest.mark.slow
 def test_the_scheduler_killed_mid_sweep_ends_in_one_line_keeps_every_finished_run_and_a_rerun_resumes(tmp_path):
-    """A real `dask scheduler` and `dask worker`; the scheduler is killed with SIGKILL once a run finished."""
+    """A real `dask scheduler` and `dask worker`; both are killed with SIGKILL once a run finished."""
     port = free_port()
     addr = f"tcp://127.0.0.1:{port}"
     bindir = Path(sys.executable).parent
@@ -279,6 +279,10 @@ def test_the_scheduler_killed_mid_sweep_ends_in_one_line_keeps_every_finished_ru
         while not finished() and time.monotonic() < deadline and sweep.poll() is None:
             time.sleep(0.2)
         assert finished(), "no run finished: nothing to keep"
+        # the worker first (its machine gone with it): a worker left running would finish its run after the
+        # sweep had ended, unlisted until the rerun picks it up, and 'every finished run is listed' would race
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
         sched.send_signal(signal.SIGKILL)
         _, err = sweep.communicate(timeout=120)
     finally:

@@ -29,7 +29,8 @@ class _Growable:
     """An append-only float64/int64 column with amortised doubling."""
 
     def __init__(self, dtype, row_shape: tuple[int, ...] = ()):
-        self._a = np.empty((64,) + row_shape, dtype=dtype)
+        self.row = tuple(row_shape)
+        self._a = np.empty((64,) + self.row, dtype=dtype)
         self.n = 0
 
     def append(self, value) -> None:
@@ -84,10 +85,18 @@ class LiveRun:
         self._time = _Growable(np.float64)
         self._values = _Growable(np.float64, (len(SCALARS),))
         self._probes: list[dict[str, Any]] = []
-        self._probe_gn = _Growable(np.float32, (info.length,))
-        self._probe_sat = _Growable(np.float32, (max(1, info.n_gates),))
         self._probe_step = _Growable(np.int64)
-        self._probe_saliency = _Growable(np.float32, (info.length,))
+        n_states = 1 + self.has_cell_state
+        #: the small per-probe arrays, kept for every probe (the heatmaps over training read them whole)
+        self._small = {"grad_norm_t": _Growable(np.float32, (info.length,)),
+                       "saliency": _Growable(np.float32, (info.length,)),
+                       "spectrum": _Growable(np.float32, (info.length, n_states)),
+                       "weight_sigma": _Growable(np.float32, (1 + info.n_gates,))}
+        if info.n_gates:
+            self._small["saturation"] = _Growable(np.float32, (info.n_gates,))
+        bounds = info.weight_sigma_bounds
+        self.weight_sigma_bounds = np.full(1 + info.n_gates, np.nan) if bounds is None else np.asarray(bounds, float)
+        self.weight_sigma_names = ("W_hh",) + tuple(f"W_h{g}" for g in self.gate_names)
 
     # -- feeding -------------------------------------------------------------------------------
     def add(self, rec) -> None:
@@ -99,16 +108,15 @@ class LiveRun:
             self._values.append(row)
         elif isinstance(rec, ProbeRecord):
             time = float(self._time.view()[-1]) if self._time.n else 0.0
-            saliency = rec.saliency if rec.saliency is not None else np.full(self.length, np.nan, np.float32)
-            self._probes.append({"step": int(rec.step), "time": time, "grad_norm_t": rec.grad_norm_t,
-                                 "h": rec.h, "gates": rec.gates, "c": rec.c, "saturation": rec.saturation,
-                                 "saliency": saliency})
+            probe = {"step": int(rec.step), "time": time, "h": rec.h, "gates": rec.gates, "c": rec.c,
+                     "saturation": rec.saturation}
+            for name, grow in self._small.items():      # a probe without one (no spectrum): NaN, as in the file
+                value = getattr(rec, name)
+                probe[name] = np.full(grow.row, np.nan, np.float32) if value is None else value
+                grow.append(probe[name])
+            self._probes.append(probe)
             self._probe_step.append(rec.step)
-            self._probe_gn.append(rec.grad_norm_t)
-            self._probe_saliency.append(saliency)
             self._evict()
-            if rec.saturation is not None:
-                self._probe_sat.append(rec.saturation)
         elif isinstance(rec, StatusRecord):
             self.status, self.message = rec.status, rec.message
         elif isinstance(rec, SolvedRecord):
@@ -175,14 +183,10 @@ class LiveRun:
         return arrays
 
     def probe_series(self, name: str) -> np.ndarray:
-        if name == "grad_norm_t":
-            return self._probe_gn.view()
-        if name == "saliency":
-            return self._probe_saliency.view()
+        if name in self._small:
+            return self._small[name].view()
         if name == "saturation":
-            if not self.n_gates:
-                raise KeyError(f"run {self.name!r} ({self.cell}) has no probe array 'saturation'")
-            return self._probe_sat.view()
+            raise KeyError(f"run {self.name!r} ({self.cell}) has no probe array 'saturation'")
         if name == "step":
             return self._probe_step.view()
         if name in BIG_ARRAYS:

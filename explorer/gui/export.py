@@ -24,7 +24,9 @@ from explorer.gui.names import FORMATS, PLOT_NAMES
 DEFAULT_SIZE = {"loss": (900, 560), "metric": (900, 560), "grad-flow": (900, 560),
                 "grad-heatmap": (1200, 560), "gates": (1400, 800), "saturation": (900, 560),
                 "param-grads": (1400, 560), "saliency": (900, 620), "saliency-heatmap": (1200, 560),
+                "spectrum": (900, 620), "spectrum-heatmap": (1200, 560), "weight-sigma": (900, 560),
                 "card": (900, 420)}
+assert set(DEFAULT_SIZE) == set(PLOT_NAMES)
 
 
 class ExportError(ExplorerError):

@@ -11,6 +11,9 @@ PLOT_NAMES = {
     "param-grads": "gradient L2 norm per parameter vs step, per cell",
     "saliency": "input saliency log10 ||dy/dx_t|| vs t at the selected probe, per cell, above the probe's inputs",
     "saliency-heatmap": "log10 ||dy/dx_t|| over training step x t, per cell (where the answer comes from)",
+    "spectrum": "log10 sigma_max of the state Jacobian dS_T/dS_t vs t at the selected probe, per cell (LSTM: h and c)",
+    "spectrum-heatmap": "log10 sigma_max(dh_T/dh_t) over training step x t, per cell",
+    "weight-sigma": "sigma_max of W_hh and of each gate's block vs step, with the vanishing bound 1/gamma",
     "card": "the run card: solved at, best/final metric, test set, decay ratio, memory gate, params, ms/step",
 }
 #: plots of a sweep file (``DIR/sweep.h5``)

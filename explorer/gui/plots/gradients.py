@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from pyqtgraph.Qt import QtCore
 
 from explorer.gui.plots.base import (Heatmap, InputStrip, PlotGroup, StickyY, cell_color, cell_label, checked, finite_range,
                                      log10_safe, probes_key, selected_steps, set_title)
@@ -13,7 +14,7 @@ class GradFlowGroup(PlotGroup):
     subclasses name another ``series`` (the input saliency). A file without it says so in the title."""
 
     name, title, uses_probes = "grad-flow", "Gradient flow through time", True
-    series, quantity = "grad_norm_t", "‖∂L/∂h_t‖"
+    series, quantity, since = "grad_norm_t", "‖∂L/∂h_t‖", "1.0"
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -29,11 +30,17 @@ class GradFlowGroup(PlotGroup):
         for run in runs:
             self._curve(run)
 
-    def _curve(self, run) -> pg.PlotDataItem:
-        if run.name not in self.curves:
-            self.curves[run.name] = self.plot.plot([], [], pen=pg.mkPen(cell_color(run.cell), width=2),
-                                                   name=cell_label(run))
-        return self.curves[run.name]
+    def _curve(self, run, key: str | None = None, label: str = "", dashed: bool = False) -> pg.PlotDataItem:
+        key = key or run.name
+        if key not in self.curves:
+            style = QtCore.Qt.PenStyle.DashLine if dashed else QtCore.Qt.PenStyle.SolidLine
+            self.curves[key] = self.plot.plot([], [], pen=pg.mkPen(cell_color(run.cell), width=2, style=style),
+                                              name=label or cell_label(run))
+        return self.curves[key]
+
+    def columns(self, run, values) -> list[tuple[str, str, np.ndarray, bool]]:
+        """The curves one probe's ``series`` makes: ``[(key, legend label, log10 values over t, dashed)]``."""
+        return [(run.name, cell_label(run), log10_safe(checked(values, run, f"the probe's {self.series}", 1)), False)]
 
     def data_key(self, runs, probes, settings):
         return selected_steps(runs, probes)
@@ -43,16 +50,20 @@ class GradFlowGroup(PlotGroup):
         steps, shown = [], []
         for run in runs:
             p = probes.get(run.name)
-            curve = self._curve(run)
+            self._curve(run)
             if p is None or p.get(self.series) is None:
                 continue
-            y = log10_safe(checked(p[self.series], run, f"the probe's {self.series}", 1))
-            curve.setData(np.arange(y.shape[0]), y)
-            shown.append(y)
+            for key, label, y, dashed in self.columns(run, p[self.series]):
+                self._curve(run, key, label, dashed).setData(np.arange(y.shape[0]), y)
+                if np.isfinite(y).any():
+                    shown.append(y)
             steps.append(str(p["step"]))
-            self.has_data = True
+        self.has_data = self.has_data or bool(shown)
         if not shown and any(probes.get(r.name) is not None for r in runs):
-            set_title(self.plot, f"{self.title}: not recorded in this file (session format 1.3 and later)")
+            taken = any((probes.get(r.name) or {}).get(self.series) is not None for r in runs)
+            set_title(self.plot, f"{self.title}: " + ("not taken at this probe (see the heatmap for those that were)"
+                                                      if taken else
+                                                      f"not recorded in this file (session format {self.since} and later)"))
             return
         set_title(self.plot, f"{self.title}" + (f" (step {'/'.join(sorted(set(steps)))})" if steps else ""))
         if shown:
@@ -74,7 +85,11 @@ class GradHeatmapGroup(PlotGroup):
     is left empty."""
 
     name, title = "grad-heatmap", "Gradient flow over training"
-    series, quantity, cmap = "grad_norm_t", "‖∂L/∂h_t‖", "inferno"
+    series, quantity, cmap, ndim = "grad_norm_t", "‖∂L/∂h_t‖", "inferno", 2
+
+    def log10_rows(self, values: np.ndarray) -> np.ndarray:
+        """The picture's ``(P, L)`` log10 values from the stored probe array."""
+        return log10_safe(values)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -107,6 +122,10 @@ class GradHeatmapGroup(PlotGroup):
             self.bar.setImageItem(images, insert_in=None if self._linked else last)
             self._linked = len(images)
 
+    def csv_rows(self, values: np.ndarray) -> np.ndarray:
+        """The ``(P, L)`` values the CSV holds, as stored (not log10)."""
+        return values
+
     def data_key(self, runs, probes, settings):
         return (probes_key(runs), settings.get("x_max"))
 
@@ -127,9 +146,9 @@ class GradHeatmapGroup(PlotGroup):
                 series = run.probe_series(self.series)
             except KeyError:            # a file from before this array was recorded
                 continue
-            gn = checked(series, run, f"the probes' {self.series}", 2, rows=steps.shape[0])
+            gn = self.log10_rows(checked(series, run, f"the probes' {self.series}", self.ndim, rows=steps.shape[0]))
             if gn.shape[0]:
-                data[run.name] = (log10_safe(gn), steps)
+                data[run.name] = (gn, steps)
         finite = [d[np.isfinite(d)] for d, _ in data.values()]
         finite = [f for f in finite if f.size]
         if not finite:
@@ -155,6 +174,6 @@ class GradHeatmapGroup(PlotGroup):
                 gn = np.asarray(run.probe_series(self.series))
             except KeyError:
                 continue
-            for s, row in zip(np.asarray(run.probe_steps).tolist(), gn):
+            for s, row in zip(np.asarray(run.probe_steps).tolist(), self.csv_rows(gn)):
                 rows.append([run.name, int(s)] + [float(v) for v in row])
         return header, rows

@@ -8,7 +8,9 @@ from explorer.gui.plots.gates import GatesGroup, SaturationGroup
 from explorer.gui.plots.gradients import GradFlowGroup, GradHeatmapGroup
 from explorer.gui.plots.saliency import SaliencyGroup, SaliencyHeatmapGroup
 from explorer.gui.plots.scalars import LossGroup, MetricGroup, ParamGradsGroup
+from explorer.gui.plots.spectrum import SpectrumGroup, SpectrumHeatmapGroup, WeightSigmaGroup
 
 GROUP_CLASSES = (LossGroup, MetricGroup, GradFlowGroup, GradHeatmapGroup, GatesGroup, SaturationGroup,
-                 ParamGradsGroup, SaliencyGroup, SaliencyHeatmapGroup, CardGroup)
+                 ParamGradsGroup, SaliencyGroup, SaliencyHeatmapGroup, SpectrumGroup, SpectrumHeatmapGroup,
+                 WeightSigmaGroup, CardGroup)
 assert tuple(c.name for c in GROUP_CLASSES) == tuple(PLOT_NAMES)

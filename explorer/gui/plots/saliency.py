@@ -15,7 +15,7 @@ class SaliencyGroup(GradFlowGroup):
     """log10 ‖∂ŷ/∂x_t‖ over t at the selected probe, one curve per run, above the probe sequence's inputs."""
 
     name, title = "saliency", "Input saliency"
-    series, quantity = "saliency", "‖∂ŷ/∂x_t‖"
+    series, quantity, since = "saliency", "‖∂ŷ/∂x_t‖", "1.3"
 
     def csv_table(self, runs, probes):
         """One row per t: ``t``, the probe's input channels ``x0``, ``x1``, ..., then each run's saliency

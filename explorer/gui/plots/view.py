@@ -70,6 +70,8 @@ class SessionView(QtWidgets.QWidget):
         self.tabs.addTab(self._grid([[g["saturation"]], [g["param-grads"]]]), "Saturation && parameter gradients")
         self.tabs.addTab(self._grid([[g["saliency"], g["saliency-heatmap"]]] if len(session.runs) <= 2 else
                                     [[g["saliency"]], [g["saliency-heatmap"]]]), "Input saliency")
+        self.tabs.addTab(self._grid([[g["spectrum"], g["weight-sigma"]], [(g["spectrum-heatmap"], 2)]]),
+                         "Jacobian spectrum")
         self.tabs.addTab(self._grid([[g["card"]]]), "Run card")
         self.tabs.currentChanged.connect(self._on_inner_tab)
         layout.addWidget(self.tabs, 1)
