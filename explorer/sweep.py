@@ -31,6 +31,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -472,11 +473,14 @@ def _scheduler_lost(client, futures) -> bool:
 
 def run_sweep(plan: SweepPlan, *, scheduler: str | None = None, workers: int | None = None,
               retries: int = 2, force: bool = False, out=None, quiet: bool = False,
-              callback: Callable[[dict], None] | None = None, poll_s: float = 0.25) -> SweepSummary:
+              callback: Callable[[dict], None] | None = None, poll_s: float = 0.25,
+              stop: threading.Event | None = None) -> SweepSummary:
     """Run every run of ``plan`` not finished yet, on Dask; write ``sweep.h5`` after each run.
 
     ``callback(state)`` is called on each poll with ``{"client", "done", "running", "failed",
-    "pending_keys"}`` (tests use it to kill a worker mid-run). Returns a :class:`SweepSummary`.
+    "pending_keys"}`` (the window's progress; tests use it to kill a worker mid-run). ``stop`` set ends the
+    sweep as Ctrl-C does: the runs not finished are cancelled, the finished ones kept (``interrupted``).
+    Returns a :class:`SweepSummary`.
     """
     from sessions.sweep import write_sweep
 
@@ -520,6 +524,8 @@ def run_sweep(plan: SweepPlan, *, scheduler: str | None = None, workers: int | N
         pending = set(futures)
         bar.draw(force=True)
         while pending:
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt   # the same ending as Ctrl-C
             done = {f for f in pending if f.done()}
             if not done:
                 time.sleep(poll_s)

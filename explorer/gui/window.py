@@ -146,6 +146,7 @@ class MainWindow(QtWidgets.QMainWindow):
             sb.addWidget(w)
         sb.addPermanentWidget(self.status_file)
 
+        self.sweeps = None          # the sweep controller (Training > Sweep…), when Dask is installed
         self._build_menus()
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(FRAME_MS)
@@ -184,6 +185,13 @@ class MainWindow(QtWidgets.QMainWindow):
         for text, slot in (("Run", self.start_training), ("Pause", self.pause_training),
                            ("Resume", self.resume_training), ("Stop", self.stop_training), ("Reset", self.reset)):
             t.addAction(text).triggered.connect(slot)
+        if importlib.util.find_spec("distributed") is not None:
+            from explorer.gui.sweep_run import SweepController
+
+            self.sweeps = SweepController(self)
+            t.addSeparator()
+            t.addAction("S&weep…").triggered.connect(self.sweeps.dialog)
+            t.addAction("Stop s&weep").triggered.connect(self.sweeps.stop)
         h = self.menuBar().addMenu("&Help")
         h.addAction("About").triggered.connect(self._about)
 
@@ -775,6 +783,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event) -> None:
         if self.training:
             self.wait_for_training()
+        if self.sweeps is not None and self.sweeps.running:
+            self.sweeps.stop()
+            self.sweeps.wait()
         self.timer.stop()
         for v in self.views():
             if v is not self.live_view:

@@ -378,10 +378,13 @@ def probe_input(runs) -> np.ndarray | None:
 class InputStrip:
     """The probe sequence's inputs as a strip under (or over) a plot over t: one row per input channel,
     0 white, large values black, t aligned with ``link``'s x axis (the markers of the adding problem
-    show as two black ticks)."""
+    show as two black ticks). Its axes take the widths of ``link``'s, and a colour bar beside ``link``
+    (``bar``) leaves a margin as wide on the right, so t lines up pixel for pixel."""
 
-    def __init__(self, group: "PlotGroup", row: int, col: int, link: pg.PlotItem, xlabel: str = "time step t"):
+    def __init__(self, group: "PlotGroup", row: int, col: int, link: pg.PlotItem, xlabel: str = "time step t",
+                 bar: pg.ColorBarItem | None = None):
         self.plot = group.add_plot(row, col, "", xlabel, "input")
+        self.link, self.bar = link, bar
         self.plot.setXLink(link)
         self.plot.showGrid(x=True, y=False)
         self.image = pg.ImageItem()
@@ -389,9 +392,23 @@ class InputStrip:
         self.plot.addItem(self.image)
         self.plot.setMinimumHeight(75)
         self.plot.setMaximumHeight(100)
+        self.margin = None
+        if bar is not None:                   # the colour bar's place in a PlotItem's layout (pyqtgraph)
+            self.margin = pg.GraphicsWidget()
+            self.plot.layout.addItem(self.margin, 2, 5)
+            self.plot.layout.setColumnFixedWidth(4, 5)
         self._shape = None
 
+    def align(self) -> None:
+        """Match ``link``'s left axis width and its colour bar's (drawn widths change with their labels)."""
+        width = int(self.link.getAxis("left").width())
+        if width and width != int(self.plot.getAxis("left").width()):
+            self.plot.getAxis("left").setWidth(width)
+        if self.margin is not None and int(self.bar.width()) != int(self.margin.width()):
+            self.margin.setFixedWidth(int(self.bar.width()))
+
     def draw(self, runs) -> None:
+        self.align()
         x = probe_input(runs)
         if x is None or x.shape == self._shape:
             return

@@ -6,8 +6,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
 
-from explorer.gui.plots.base import (DIV_CMAP, GATE_PALETTE, Heatmap, PlotDataError, PlotGroup, SEQ_CMAP, cell_label,
-                                     cell_spec, cell_title, checked, fix_x, probes_key, selected_steps, set_title)
+from explorer.gui.plots.base import (DIV_CMAP, GATE_PALETTE, Heatmap, InputStrip, PlotDataError, PlotGroup, SEQ_CMAP,
+                                     cell_label, cell_spec, cell_title, checked, fix_x, probes_key, selected_steps,
+                                     set_title)
+
+#: the heatmaps' left axis (unit numbers) and the strips' above them are this wide, so t lines up
+UNIT_AXIS_WIDTH = 48
 
 
 def gate_panels(run) -> list[tuple[str, str, str, tuple | None]]:
@@ -39,6 +43,7 @@ class GatesGroup(PlotGroup):
         super().__init__(parent)
         self.maps: dict[tuple[str, str], Heatmap] = {}
         self.panels: dict[str, list] = {}
+        self.strips: list[InputStrip] = []   # the probe's inputs above each column, t aligned
 
     def prepare(self, runs) -> None:
         for run in runs:
@@ -47,8 +52,11 @@ class GatesGroup(PlotGroup):
             self.panels[run.name] = gate_panels(run)
             for q, title, cmap, levels in self.panels[run.name]:
                 k = len(self.maps)
-                p = self.add_plot(k // self.COLUMNS, k % self.COLUMNS, title, "time step t", "unit")
-                self.maps[(run.name, q)] = Heatmap(p, cmap, levels or (-1.0, 1.0))
+                p = self.add_plot(1 + k // self.COLUMNS, k % self.COLUMNS, title, "time step t", "unit")
+                p.getAxis("left").setWidth(UNIT_AXIS_WIDTH)   # every column's heatmaps and strip line up
+                hm = self.maps[(run.name, q)] = Heatmap(p, cmap, levels or (-1.0, 1.0))
+                if k < self.COLUMNS:    # the first row's heatmap leads its column (the others show 0..L too)
+                    self.strips.append(InputStrip(self, 0, k, p, xlabel="", bar=hm.bar))
 
     def data_key(self, runs, probes, settings):
         return selected_steps(runs, probes)
@@ -75,6 +83,8 @@ class GatesGroup(PlotGroup):
 
     def draw(self, runs, probes, settings) -> None:
         self.prepare(runs)
+        for strip in self.strips:
+            strip.draw(runs)
         arrays = self._arrays(runs, probes)
         for run in runs:
             for q, title, _cmap, levels in self.panels[run.name]:
