@@ -22,8 +22,8 @@ import os
 import numpy as np
 
 from explorer import __version__
-from explorer.training import (PARAM_GRAD_NAMES, ProbeRecord, RunInfo, SolvedRecord, StatusRecord, StepRecord,
-                               TestRecord, TrainConfig)
+from explorer.training import (PARAM_GRAD_NAMES, CheckpointRecord, ProbeRecord, RunInfo, SolvedRecord, StatusRecord,
+                               StepRecord, TestRecord, TrainConfig)
 from sessions import SessionWriter
 
 
@@ -62,12 +62,23 @@ class SessionRecorder:
                     param_dtype=getattr(config, "dtype", "float32"), gate_names=info.gate_names,
                     cell_state=info.cell_state, init=info.init, cell_options=info.options,
                     stop_rule=info.stop_rule, test_size=info.test_size, sequence_rule=info.sequence_rule,
-                    probe_input=info.probe_input, weight_sigma_bounds=info.weight_sigma_bounds)
+                    probe_input=info.probe_input, weight_sigma_bounds=info.weight_sigma_bounds,
+                    checkpoint_layout=info.checkpoint_layout)
                 self._time[info.cell] = 0.0
             self._writer.start()
         except BaseException:
             self._writer.close_quietly()
             raise
+
+    @classmethod
+    def reopen(cls, path, checkpoint: CheckpointRecord, *, flush_interval_s: float = 1.0) -> "SessionRecorder":
+        """Go on recording into the session file ``path`` from ``checkpoint`` (``train --resume``): what it
+        holds after the checkpoint's step is cut away (see :meth:`sessions.SessionWriter.reopen`)."""
+        self = cls.__new__(cls)
+        running = [cell for cell, state in checkpoint.cells.items() if int(state["active"])]
+        self._writer = SessionWriter.reopen(path, checkpoint.step, running, flush_interval_s=flush_interval_s)
+        self._time = dict.fromkeys(checkpoint.cells, float(checkpoint.wall_time))
+        return self
 
     @property
     def path(self) -> str:
@@ -100,9 +111,11 @@ class SessionRecorder:
             w.set_solved(rec.cell, rec.step, rec.sequences)
         elif isinstance(rec, TestRecord):
             w.append_test(rec.cell, rec.step, rec.wall_time, rec.loss, rec.metric, rec.wrong, rec.final)
+        elif isinstance(rec, CheckpointRecord):
+            w.write_checkpoint(rec.step, rec.wall_time, rec.rng, rec.cells)
         else:
             raise TypeError(f"cannot record {type(rec).__name__}: expected StepRecord, ProbeRecord, StatusRecord, "
-                            "SolvedRecord or TestRecord")
+                            "SolvedRecord, TestRecord or CheckpointRecord")
 
     def finish(self, params: dict[str, dict[str, np.ndarray]]) -> None:
         """Write each cell's final parameters (``{cell: state_dict}``), flush and close.

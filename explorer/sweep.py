@@ -542,15 +542,21 @@ def run_sweep(plan: SweepPlan, *, scheduler: str | None = None, workers: int | N
                                  f"and {sweep_path}); run the same command again to resume the rest")
             for fut in done:
                 s = futures[fut]
+                r, why = None, ""
                 if fut.status == "finished":
-                    r = fut.result()
+                    try:
+                        r = fut.result()
+                    except Exception as exc:    # the result lived on a worker that is gone: its session file has it
+                        r = result_from_session(s)
+                        why = f"its result was lost with its worker ({type(exc).__name__}); a rerun trains it again"
+                if r is not None:
                     bar.done += 1
                 else:
                     try:
                         exc = fut.exception()
-                        why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                        why = why or f"{type(exc).__name__}: {exc}".splitlines()[0]
                     except Exception as e:  # cancelled
-                        why = f"{type(e).__name__}"
+                        why = why or f"{type(e).__name__}"
                     r = dict(cell=s["cell"], seq_len=s["seq_len"], seed=s["seed"], status="failed",
                              message=why[:500], solved=False, steps=0, session=s["session"], variant=s["variant"])
                     bar.failed += 1
@@ -580,6 +586,10 @@ def run_sweep(plan: SweepPlan, *, scheduler: str | None = None, workers: int | N
         bar.running = 0
         bar.close()
         _close(client, cluster)
+        if summary.interrupted:
+            for s in todo:   # a run a worker finished while the others were being cancelled is kept too
+                if s["session"] not in results and (r := result_from_session(s)) is not None:
+                    results[s["session"]] = r
         if summary.interrupted and cluster is not None:
             for s in todo:
                 if s["session"] not in results:

@@ -507,6 +507,18 @@ class StopRule:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything :meth:`update` has seen, as arrays (a checkpoint): ``seen`` and the ring buffers."""
+        rings = {k.lstrip("_"): v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        return {"seen": np.int64(self.seen), **rings}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from :meth:`state`'s result."""
+        self.seen = int(state["seen"])
+        for k, v in vars(self).items():
+            if isinstance(v, np.ndarray):
+                v[:] = np.asarray(state[k.lstrip("_")], dtype=v.dtype)
+
     def _push(self, ring: np.ndarray, values: np.ndarray) -> None:
         """Append ``values`` to the ring buffer ``ring`` (size ``window``), position from ``seen``."""
         values = values[-self.window:]

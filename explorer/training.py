@@ -285,7 +285,23 @@ class TestRecord:
     final: bool = False        # the end-of-run evaluation
 
 
-Record = StepRecord | ProbeRecord | StatusRecord | SolvedRecord | TestRecord
+@dataclass
+class CheckpointRecord:
+    """Everything needed to go on from the end of ``step`` (every active cell trained it): the batch
+    stream's state and, per cell, its parameters, optimizer state, stop-rule state, whether it is still
+    training and where it was solved. Yielded at least every :attr:`Trainer.checkpoint_s` seconds and when
+    stopped; the session file keeps the newest (``lstm-explorer train --resume``)."""
+
+    step: int
+    wall_time: float
+    rng: str                   # the batch generator's bit_generator.state, as JSON
+    cells: dict                # cell -> {"flat", "m", "v", "updates", "rule_<k>"..., "active", "solved_step"} arrays
+
+
+Record = StepRecord | ProbeRecord | StatusRecord | SolvedRecord | TestRecord | CheckpointRecord
+
+#: seconds between checkpoints (the environment variable LSTM_EXPLORER_CHECKPOINT_S overrides it)
+CHECKPOINT_S = 60.0
 
 
 @dataclass
@@ -310,6 +326,7 @@ class RunInfo:
     test_size: int = 0         # held-out test sequences evaluated (0: none)
     sequence_rule: str = ""    # the paper's per-sequence "correct" rule ("" when the task has none)
     probe_input: np.ndarray | None = None  # (L, n_in) float32, the probe sequence every probe runs on
+    checkpoint_layout: dict | None = None  # name -> (shape, dtype) of each CheckpointRecord array of this cell
     weight_sigma_bounds: np.ndarray | None = None  # (1 + n_gates,) the vanishing bound 1/γ of each ProbeRecord.weight_sigma
 
 
@@ -385,6 +402,7 @@ class Trainer:
                              stop_rule=rule, test_size=config.test_size, sequence_rule=self.task.sequence_rule,
                              probe_input=self.probe_x[:, 0].astype(np.float32),
                              weight_sigma_bounds=vanishing_bounds(cell),
+                             checkpoint_layout=self._checkpoint_layout(cell),
                              metric_name=self.task.metric_name,
                              higher_is_better=self.task.higher_is_better,
                              baseline_loss=float(self.task.baseline_loss),
@@ -393,6 +411,8 @@ class Trainer:
         self._running = threading.Event()
         self._running.set()
         self._stop = threading.Event()
+        #: seconds between checkpoints (LSTM_EXPLORER_CHECKPOINT_S, else :data:`CHECKPOINT_S`)
+        self.checkpoint_s = _checkpoint_seconds()
 
     # -- control, callable from any thread ------------------------------------------------------
     def pause(self) -> None:
@@ -516,7 +536,7 @@ class Trainer:
         return TestRecord(cell=cell, step=step, wall_time=wall_time, final=final, **self.evaluate(cell))
 
     # -- the loop --------------------------------------------------------------------------------
-    def run(self):
+    def run(self, resume: CheckpointRecord | None = None):
         """Train; yield :data:`Record` objects. Probes are taken at step 1, every ``probe_interval``
         steps and at the last step. A cell whose loss or gradient becomes non-finite ends
         ``diverged``; the others go on.
@@ -525,7 +545,13 @@ class Trainer:
         yields a :class:`SolvedRecord`. With ``until_solved`` that cell then stops (``completed``,
         the message says when it solved) while the others go on up to ``steps``. Each cell that
         completes is evaluated on the held-out test set (:class:`TestRecord`, ``final=True``;
-        also every ``test_every`` steps when set) before its status record."""
+        also every ``test_every`` steps when set) before its status record.
+
+        A :class:`CheckpointRecord` comes after a step at least every :attr:`checkpoint_s` seconds, and
+        before the ``stopped`` statuses. ``resume``, such a checkpoint of this configuration, goes on from
+        the step after it with the batches, parameters, optimizer and stop-rule states it holds: every
+        later step is the one an uninterrupted run takes."""
+        import json
         import time
 
         cfg = self.config
@@ -533,18 +559,28 @@ class Trainer:
         active = list(self.models)
         rules = {cell: self.task.stop_rule() for cell in active}
         solved: dict[str, int] = {}
+        first, offset = 1, 0.0
+        if resume is not None:
+            active, first, offset = self._restore(resume, batches, rules, solved)
         for cell in active:
-            yield StatusRecord(cell, "running", 0)
+            yield StatusRecord(cell, "running", first - 1)
         clock, paused_for = time.perf_counter(), 0.0
+        last_checkpoint = time.monotonic()
 
         def now() -> float:
-            return time.perf_counter() - clock - paused_for
-        for step in range(1, cfg.steps + 1):
+            return time.perf_counter() - clock - paused_for + offset
+
+        def checkpoint(step: int) -> CheckpointRecord:
+            return CheckpointRecord(step, now(), json.dumps(batches.bit_generator.state),
+                                    {cell: self._cell_state(cell, rules[cell], cell in active, solved.get(cell))
+                                     for cell in self.models})
+        for step in range(first, cfg.steps + 1):
             if not self._running.is_set():
                 t_pause = time.perf_counter()
                 self._running.wait()
                 paused_for += time.perf_counter() - t_pause
             if self._stop.is_set():
+                yield checkpoint(step - 1)
                 for cell in active:
                     yield StatusRecord(cell, "stopped", step - 1, f"stopped by the user after {step - 1} steps")
                 return
@@ -578,6 +614,9 @@ class Trainer:
                     yield self._test_record(cell, step, now(), final=False)
             if not active:
                 return
+            if time.monotonic() - last_checkpoint >= self.checkpoint_s and step < cfg.steps:
+                yield checkpoint(step)
+                last_checkpoint = time.monotonic()
         for cell in active:
             if cfg.test_size:
                 yield self._test_record(cell, cfg.steps, now(), final=True)
@@ -586,3 +625,52 @@ class Trainer:
                 message = (f"not solved within the cap of {cfg.steps:,} steps ({cfg.steps * cfg.batch:,} sequences): "
                            f"{rules[cell].describe()}")
             yield StatusRecord(cell, "completed", cfg.steps, message)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _cell_state(self, cell: str, rule, active: bool, solved_step: int | None) -> dict[str, np.ndarray]:
+        """One cell's part of a :class:`CheckpointRecord`."""
+        return {**self.models[cell].training_state(), **{f"rule_{k}": v for k, v in rule.state().items()},
+                "active": np.int8(active), "solved_step": np.int64(-1 if solved_step is None else solved_step)}
+
+    def _checkpoint_layout(self, cell: str) -> dict[str, tuple[tuple[int, ...], str]]:
+        """``{name: (shape, dtype)}`` of every array of ``cell``'s checkpoint (the session file's layout)."""
+        state = self._cell_state(cell, self.task.stop_rule(), True, None)
+        return {k: (tuple(np.shape(v)), np.asarray(v).dtype.str) for k, v in state.items()}
+
+    def _restore(self, ck: CheckpointRecord, batches, rules: dict, solved: dict) -> tuple[list, int, float]:
+        """Load checkpoint ``ck`` into the models, the batch generator, ``rules`` and ``solved``; returns the
+        cells still training, the first step to train and the wall time so far. A checkpoint of other cells
+        or sizes is a :class:`ConfigError`."""
+        import json
+
+        from kernels.errors import KernelInputError
+
+        if set(ck.cells) != set(self.models):
+            raise ConfigError(f"the checkpoint holds cells {', '.join(sorted(ck.cells))}, this configuration trains "
+                              f"{', '.join(self.models)}")
+        if not 0 <= ck.step < self.config.steps:
+            raise ConfigError(f"the checkpoint is at step {ck.step}, outside this run's 0..{self.config.steps - 1}")
+        try:
+            batches.bit_generator.state = json.loads(ck.rng)
+            for cell, state in ck.cells.items():
+                self.models[cell].load_training_state(state)
+                rules[cell].load_state({k[5:]: v for k, v in state.items() if k.startswith("rule_")})
+                if int(state["solved_step"]) >= 0:
+                    solved[cell] = int(state["solved_step"])
+        except (KernelInputError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"the checkpoint does not fit this configuration: {exc}") from None
+        active = [cell for cell in self.models if int(ck.cells[cell]["active"])]
+        return active, ck.step + 1, float(ck.wall_time)
+
+
+def _checkpoint_seconds() -> float:
+    text = os.environ.get("LSTM_EXPLORER_CHECKPOINT_S", "")
+    if not text:
+        return CHECKPOINT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0:
+        raise ConfigError(f"LSTM_EXPLORER_CHECKPOINT_S must be a number of seconds >= 0, got {text!r}")
+    return value

@@ -230,12 +230,20 @@ class CudaModel(ModelBase):
         self.grads = flat_views(self.shapes, self._grad)
         self._bias = cuda.device_array(self.shapes["bias_ih"][0], dtype)
         self._norms = Norms([int(np.prod(s)) for s in self.shapes.values()], dtype)
-        self._step = 0
+        self._updates = 0
         self._ws: _DeviceWorkspace | None = None
         self._ro = None  # readout buffers for the current (T, B)
 
     def _place(self, flat: np.ndarray):
         return cuda.to_device(flat)
+
+    @staticmethod
+    def _fetch(a) -> np.ndarray:
+        return a.copy_to_host()
+
+    @staticmethod
+    def _load(dst, src: np.ndarray) -> None:
+        dst.copy_to_device(np.ascontiguousarray(src))
 
     def _workspace(self, T: int, B: int) -> _DeviceWorkspace:
         if self._ws is None or self._ws.shape != (T, B):
@@ -290,18 +298,18 @@ class CudaModel(ModelBase):
         self._kern.backward(layer, ws, (g["weight_ih"], g["weight_hh"], g["bias_ih"], g["bias_hh"]))
         # norms, clip and update on the device
         self._norms.compute(k, self._grad)
-        self._step += 1
+        self._updates += 1
         S, n = self._norms.S, self._flat.size
         t = self.dtype.type
         if self.optimizer == "adam":
             b1, b2 = self.betas
-            bc1 = 1.0 - b1 ** self._step
-            bc2_sqrt = np.sqrt(1.0 - b2 ** self._step)
+            bc1 = 1.0 - b1 ** self._updates
+            bc2_sqrt = np.sqrt(1.0 - b2 ** self._updates)
             launch_1d(k.clip_adam, n, self._flat, self._grad, self._state[0], self._state[1], self._norms.norms, S,
                       float(self.clip), t(self.lr / bc1), t(b1), t(b2), t(1.0 / bc2_sqrt), t(self.eps))
         else:
             launch_1d(k.clip_sgd, n, self._flat, self._grad, self._state[0], self._norms.norms, S,
-                      float(self.clip), t(self.lr), t(self.momentum), self._step == 1, self.momentum != 0.0)
+                      float(self.clip), t(self.lr), t(self.momentum), self._updates == 1, self.momentum != 0.0)
         # metrics back to the host (small): loss terms, outputs, norms, dh_norm
         rowval = ro["rowval"].copy_to_host().astype(np.float64)
         out = ro["out"].copy_to_host()

@@ -54,6 +54,35 @@ class ModelBase:
         """Where the parameters live: the host array itself, or a device copy."""
         return flat
 
+    @staticmethod
+    def _fetch(a) -> np.ndarray:
+        """A host copy of one of the model's flat buffers."""
+        return np.array(a)
+
+    @staticmethod
+    def _load(dst, src: np.ndarray) -> None:
+        """Overwrite the flat buffer ``dst`` with ``src``."""
+        dst[:] = src
+
+    #: the arrays of :meth:`training_state`, each ``(param_count,)`` in the model's dtype, and ``updates``
+    STATE_ARRAYS = ("flat", "m", "v")
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """What resuming needs besides the batches: host copies of the flat parameters, the optimizer's
+        two buffers (Adam's m and v; SGD's momentum in m) and its update count (``updates``, int64)."""
+        return {"flat": self._fetch(self._flat), "m": self._fetch(self._state[0]), "v": self._fetch(self._state[1]),
+                "updates": np.int64(self._updates)}
+
+    def load_training_state(self, state: dict) -> None:
+        """Continue from :meth:`training_state`'s result (a checkpoint): the same parameters, optimizer
+        buffers and update count, so the next step is the one the checkpointed model would have taken."""
+        for key, dst in zip(self.STATE_ARRAYS, (self._flat, self._state[0], self._state[1])):
+            src = np.asarray(state[key], dtype=self.dtype).ravel()
+            if src.shape != (self.param_count,):
+                raise KernelInputError(f"checkpoint {key} has {src.size} values, the model has {self.param_count}")
+            self._load(dst, src)
+        self._updates = int(state["updates"])
+
     @property
     def param_count(self) -> int:
         return int(self._flat.size)

@@ -194,6 +194,29 @@ class Session:
         except Exception as exc:
             raise DamagedFileError(self.path, f"cannot refresh from the file: {_describe(exc)}") from None
 
+    @property
+    @_reading("the checkpoint")
+    def checkpoint(self) -> dict[str, Any] | None:
+        """(1.5) The newest whole checkpoint: ``{"step", "time", "rng" (JSON text), "runs": {name: {array
+        name: array}}}``; None when the file keeps none (older files, or a run stopped before its first).
+        A checkpoint whose parts do not fit together is a :class:`DamagedFileError`."""
+        ck = self._file.get("checkpoint")
+        if not isinstance(ck, h5py.Group) or "slot" not in ck:
+            return None
+        slot = int(ck["slot"][()])
+        if slot < 0:
+            return None
+        if slot > 1 or any(name not in ck or ck[name].shape != (2,) for name in ("step", "time", "rng")):
+            raise DamagedFileError(self._path, f"its checkpoint is malformed (slot {slot})")
+        runs = {}
+        for run in self.runs:
+            g = run._g.get("checkpoint")
+            if not isinstance(g, h5py.Group):
+                raise DamagedFileError(self._path, f"run {run.name!r} has no checkpoint arrays")
+            runs[run.name] = {k: ds[slot] for k, ds in g.items() if isinstance(ds, h5py.Dataset) and ds.shape[:1] == (2,)}
+        return {"step": int(ck["step"][slot]), "time": float(ck["time"][slot]),
+                "rng": bytes(ck["rng"][slot]).rstrip(b"\0").decode("utf-8", "replace"), "runs": runs}
+
     # ---------------------------------------------------------------- lifetime
     @property
     def file(self) -> h5py.File:

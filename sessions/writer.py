@@ -28,11 +28,12 @@ import struct
 import sys
 import time
 import warnings
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import h5py
 import numpy as np
 
+from sessions.superblock import clear_write_flags
 from sessions.errors import (
     SessionBusyError,
     SessionError,
@@ -45,7 +46,9 @@ from sessions.errors import (
 #: root attribute ``format``: what kind of file this is
 FORMAT_NAME = "lstm-explorer-session"
 #: root attribute ``format_version`` (semver: readers read the same major, refuse a newer one)
-FORMAT_VERSION = "1.4.0"
+FORMAT_VERSION = "1.5.0"
+#: bytes kept for the batch stream's state in a checkpoint (NumPy's PCG64 state as JSON is about 150)
+RNG_BYTES = 1024
 #: every status a run can have in the file ("interrupted" is normally derived by readers)
 STATUSES = ("running", "completed", "stopped", "diverged", "interrupted")
 #: LSTM gate order, as in PyTorch: the gate names of a 1.0 file with 4 gates
@@ -245,6 +248,10 @@ class SessionWriter:
 
     def __init__(self, path, *, overwrite: bool = False, software_version: str = "0.0.0",
                  flush_interval_s: float = 1.0, flush_every_steps: int | None = None):
+        self._setup(path, flush_interval_s, flush_every_steps)
+        self._create(overwrite, software_version)
+
+    def _setup(self, path, flush_interval_s: float, flush_every_steps: int | None) -> None:
         self.path = os.fspath(path)
         self.flush_interval_s = float(flush_interval_s)
         self.flush_every_steps = int(flush_every_steps) if flush_every_steps else 1000
@@ -257,11 +264,64 @@ class SessionWriter:
         self._last_flush = time.monotonic()
         self._file: h5py.File | None = None
         self._lock_fd: int | None = None
+        self._checkpoints = False          # some run keeps checkpoints: /checkpoint is made at start()
         #: set by :meth:`close` when the path was deleted or replaced while recording, and where it saved
         #: the file instead (None: nowhere could be written)
         self.path_was_lost = False
         self.saved_as: str | None = None
 
+    @classmethod
+    def reopen(cls, path, step: int, running: Iterable[str], *, flush_interval_s: float = 1.0,
+               flush_every_steps: int | None = None) -> "SessionWriter":
+        """(1.5) Open a session file to go on writing it from the end of ``step`` (``train --resume``): every
+        row, probe and test row after ``step`` is cut away, the runs in ``running`` (those still training at
+        the checkpoint) are ``running`` again with what was solved after ``step`` forgotten, and the file
+        switches to SWMR mode. A file another live process writes is refused, untouched."""
+        self = cls.__new__(cls)
+        self._setup(path, flush_interval_s, flush_every_steps)
+        self._lock_fd, _ = claim_new_file(self.path, overwrite=True)
+        try:
+            clear_write_flags(self.path)     # a killed writer's "open for write" mark: no live writer holds it
+            self._file = h5py.File(self.path, "r+", libver=LIBVER)
+        except OSError as exc:
+            self._abort()
+            raise SessionWriteError(self.path, f"cannot open the file to resume it: {_short(exc)}") from None
+        running = set(running)
+        try:
+            f = self._file
+            wg = f["writer"]
+            wg.attrs["hostname"] = socket.gethostname()
+            wg.attrs["pid"] = os.getpid()
+            wg.attrs["lock"] = "ofd" if self._lock_fd is not None else "none"
+            wg["closed"][()] = np.int8(0)
+            self._checkpoints = "checkpoint" in f
+            self._order = list(json.loads(_text_of(f["runs"].attrs["order"])))
+            for name in self._order:
+                g = f["runs"][name]
+                a = g.attrs
+                run = _RunLayout(name, g, int(a["length"]), int(a["hidden"]), int(a["n_gates"]),
+                                 json.loads(_text_of(a["param_grad_names"])),
+                                 {k: ds.shape for k, ds in g["params"].items() if isinstance(ds, h5py.Dataset)})
+                _cut_after(run, step)
+                if name in running:
+                    if int(run.solved[0][()]) > step:
+                        run.solved[0][()] = np.int64(0)
+                        run.solved[1][()] = np.int64(0)
+                    run.status[()] = np.bytes_(b"running")
+                    run.message[()] = np.bytes_(b"")
+                    run.status_step[()] = np.int64(step)
+                    run.params_written[()] = np.int8(0)
+                self._runs[name] = run
+            f.swmr_mode = True
+            self._started = True
+            self._heartbeat()
+            f.flush()
+        except Exception as exc:
+            self._fail(exc, "reopening the file to resume it")
+        self._last_flush = time.monotonic()
+        return self
+
+    def _create(self, overwrite: bool, software_version: str) -> None:
         if os.path.isdir(self.path):
             raise SessionIsDirectoryError(self.path, "is a directory, not a session file; give a file name such as run.h5")
         if os.path.lexists(self.path) and not overwrite:
@@ -315,7 +375,7 @@ class SessionWriter:
                 param_dtype: str = "float32", gate_names=None, cell_state: bool | None = None,
                 init: str = "default", cell_options: Mapping[str, Any] | None = None,
                 stop_rule: str = "", test_size: int = 0, sequence_rule: str = "",
-                probe_input=None, weight_sigma_bounds=None) -> None:
+                probe_input=None, weight_sigma_bounds=None, checkpoint_layout=None) -> None:
         """Create the full layout of one run (before :meth:`start`).
 
         ``gate_names`` name the ``n_gates`` gate blocks in PyTorch's row order (default: the LSTM's
@@ -424,6 +484,12 @@ class SessionWriter:
                     raise ValueError(f"probe_input has shape {x.shape}, the run's layout needs ({length}, n_in)")
                 g.create_dataset("probe_input", data=x)
 
+            if checkpoint_layout:          # two slots: a checkpoint being written never spoils the last one
+                ck = g.create_group("checkpoint")
+                for key, (shape, dtype) in checkpoint_layout.items():
+                    ck.create_dataset(key, shape=(2,) + tuple(int(n) for n in shape), dtype=np.dtype(dtype))
+                self._checkpoints = True
+
             pa = g.create_group("params")
             pa.attrs["layout"] = ("PyTorch state_dict names and shapes; gate rows in the order of "
                                   f"probes/gate_order ({','.join(gate_names) or 'one block'})")
@@ -444,6 +510,12 @@ class SessionWriter:
             return
         try:
             self._file["runs"].attrs["order"] = json.dumps(self._order)
+            if self._checkpoints:
+                ck = self._file.create_group("checkpoint")
+                ck.create_dataset("slot", data=np.int8(-1))        # the slot holding the newest whole checkpoint
+                ck.create_dataset("step", data=np.full(2, -1, np.int64))
+                ck.create_dataset("time", data=np.zeros(2))
+                ck.create_dataset("rng", shape=(2,), dtype=f"S{RNG_BYTES}")
             self._file.swmr_mode = True
             self._started = True
             self._heartbeat()
@@ -541,6 +613,37 @@ class SessionWriter:
         except Exception as exc:
             self._fail(exc, f"writing a test evaluation of run {name!r}")
         self.flush()
+
+    def write_checkpoint(self, step: int, wall_time: float, rng: str, runs: Mapping[str, Mapping[str, Any]]) -> None:
+        """(1.5) Keep a checkpoint of the end of ``step``: ``rng`` (the batch stream's state, JSON) and, per run,
+        the arrays of its ``checkpoint_layout``. Every row buffered so far goes to the file first; the arrays go
+        to the slot not holding the newest checkpoint, and only then does ``/checkpoint/slot`` point at it, so a
+        kill at any moment leaves one whole checkpoint."""
+        self._check_open()
+        if not self._checkpoints:
+            raise SessionError(self.path, "no run of this file keeps checkpoints (its layout has none)")
+        rng_bytes = rng.encode("utf-8")
+        if len(rng_bytes) > RNG_BYTES:
+            raise ValueError(f"the random-stream state takes {len(rng_bytes)} bytes, the layout holds {RNG_BYTES}")
+        self._flush_rows()
+        try:
+            ck = self._file["checkpoint"]
+            slot = 1 - int(ck["slot"][()]) if int(ck["slot"][()]) >= 0 else 0
+            for name, arrays in runs.items():
+                group = self._run_for_append(name).group["checkpoint"]
+                for key, ds in group.items():
+                    ds[slot] = np.asarray(arrays[key], dtype=ds.dtype).reshape(ds.shape[1:])
+            ck["step"][slot] = np.int64(step)
+            ck["time"][slot] = float(wall_time)
+            ck["rng"][slot] = np.bytes_(rng_bytes)
+            self._file.flush()
+            ck["slot"][()] = np.int8(slot)
+            self._heartbeat()
+            self._file.flush()
+        except Exception as exc:
+            self._fail(exc, "writing a checkpoint")
+        self._pending = 0
+        self._last_flush = time.monotonic()
 
     def write_params(self, name: str, params: Mapping[str, np.ndarray]) -> None:
         """Write the final parameters of run ``name`` (PyTorch state_dict names and shapes)."""
@@ -851,6 +954,27 @@ def _short(exc: BaseException) -> str:
 
 def _text_of(value) -> str:
     return value.decode("utf-8", "replace").rstrip("\x00") if isinstance(value, bytes) else str(value)
+
+
+def _cut_after(run: _RunLayout, step: int) -> None:
+    """Drop run ``run``'s rows, probes and test rows of steps after ``step`` (the step/time columns first,
+    so a reader never sees values without their step)."""
+    def keep(ds) -> int:
+        return int(np.searchsorted(ds[()], step, side="right")) if ds.shape[0] else 0
+
+    n = keep(run.step)
+    for ds in [run.step, run.time] + run.values:
+        if ds.shape[0] > n:
+            ds.resize((n,))
+    k = keep(run.probe_ds["step"])
+    for key in ["step"] + [key for key in run.probe_ds if key != "step"]:
+        if run.probe_ds[key].shape[0] > k:
+            run.probe_ds[key].resize(k, axis=0)
+    k = keep(run.test["step"])
+    for ds in [run.test["step"]] + [ds for key, ds in run.test.items() if key != "step"]:
+        if ds.shape[0] > k:
+            ds.resize(k, axis=0)
+    run.last_step = int(run.step[n - 1]) if n else 0
 
 
 def _last(ds: h5py.Dataset) -> int:

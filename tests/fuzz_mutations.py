@@ -25,49 +25,11 @@ import struct
 import h5py
 import numpy as np
 
+from sessions.superblock import lookup3
+
 #: HDF5 metadata signatures (version 2 object headers, B-trees, heaps, free-space managers)
 META_SIGNATURES = (b"OHDR", b"OCHK", b"BTHD", b"BTIN", b"BTLF", b"FRHP", b"FHDB", b"FHIB", b"FSHD",
                    b"FSSE", b"TREE", b"HEAP", b"GCOL", b"SNOD", b"EAHD", b"EAIB", b"EADB", b"FAHD", b"FADB")
-
-M32 = 0xFFFFFFFF
-
-
-# ---------------------------------------------------------------------------------- superblock
-def _rot(x: int, k: int) -> int:
-    return ((x << k) | (x >> (32 - k))) & M32
-
-
-def lookup3(data: bytes, initval: int = 0) -> int:
-    """Bob Jenkins' lookup3 ``hashlittle``: the checksum HDF5 puts on its metadata."""
-    n = len(data)
-    a = b = c = (0xDEADBEEF + n + initval) & M32
-    i = 0
-    while n > 12:
-        a = (a + int.from_bytes(data[i:i + 4], "little")) & M32
-        b = (b + int.from_bytes(data[i + 4:i + 8], "little")) & M32
-        c = (c + int.from_bytes(data[i + 8:i + 12], "little")) & M32
-        a = (a - c) & M32; a ^= _rot(c, 4); c = (c + b) & M32          # noqa: E702
-        b = (b - a) & M32; b ^= _rot(a, 6); a = (a + c) & M32          # noqa: E702
-        c = (c - b) & M32; c ^= _rot(b, 8); b = (b + a) & M32          # noqa: E702
-        a = (a - c) & M32; a ^= _rot(c, 16); c = (c + b) & M32         # noqa: E702
-        b = (b - a) & M32; b ^= _rot(a, 19); a = (a + c) & M32         # noqa: E702
-        c = (c - b) & M32; c ^= _rot(b, 4); b = (b + a) & M32          # noqa: E702
-        n -= 12
-        i += 12
-    if n == 0:
-        return c
-    tail = data[i:i + n] + bytes(12 - n)
-    a = (a + int.from_bytes(tail[0:4], "little")) & M32
-    b = (b + int.from_bytes(tail[4:8], "little")) & M32
-    c = (c + int.from_bytes(tail[8:12], "little")) & M32
-    c ^= b; c = (c - _rot(b, 14)) & M32     # noqa: E702
-    a ^= c; a = (a - _rot(c, 11)) & M32     # noqa: E702
-    b ^= a; b = (b - _rot(a, 25)) & M32     # noqa: E702
-    c ^= b; c = (c - _rot(b, 16)) & M32     # noqa: E702
-    a ^= c; a = (a - _rot(c, 4)) & M32      # noqa: E702
-    b ^= a; b = (b - _rot(a, 14)) & M32     # noqa: E702
-    c ^= b; c = (c - _rot(b, 24)) & M32     # noqa: E702
-    return c
 
 
 def superblock_flags(path: str) -> int | None:

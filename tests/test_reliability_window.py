@@ -163,3 +163,32 @@ def test_a_live_run_keeps_few_probes_in_memory_and_reads_older_ones_back(window,
     shown = view.groups["gates"].maps[("lstm", "f")].image.image
     np.testing.assert_allclose(shown, want["gates"][1].T, atol=1e-3)
     assert "step 15" in view.probe_label.text()
+
+
+def test_closing_while_training_returns_at_once_and_the_run_ends_stopped(window, qtbot):
+    """The worker's thread quits straight from the worker (closing used to wait out the whole timeout)."""
+    import time
+
+    from sessions import open_session
+
+    window.settings.set_config(tiny_config(steps=10 ** 6, probe_every=1000))
+    assert window.start_training()
+    qtbot.waitUntil(lambda: window.live_session is not None and window.live_session.run("lstm").steps > 20,
+                    timeout=120_000)
+    t0 = time.monotonic()
+    assert window.wait_for_training(30_000)
+    assert time.monotonic() - t0 < 5
+    with open_session(window.live_session.path) as s:
+        assert {r.status for r in s.runs} == {"stopped"} and s.checkpoint is not None
+
+
+@pytest.mark.slow
+def test_replay_screenshot_exits_cleanly_every_time(tmp_path):
+    """Every tab's plots (the linked input strips too) are deleted before the interpreter's shutdown: left to
+    it, about one exit in two ended in a segmentation fault after the PNG was written."""
+    from tests.gui_fixtures import record_session, replay_screenshot
+
+    path = record_session(tmp_path / "run.h5", steps=20, probe_every=10)
+    for k in range(4):
+        r = replay_screenshot([path], tmp_path / f"shot{k}.png")
+        assert r.returncode == 0, (k, r.returncode, r.stderr[-500:])

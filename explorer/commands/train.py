@@ -9,6 +9,7 @@ examples:
       --batch 32 --steps 3000 --lr 1e-2 --optimizer adam --clip 1.0 --seed 0 --out run.h5
   lstm-explorer train --from run.h5 --seed 1 --out seed1.h5     # the same run with another seed
   lstm-explorer train --from run.h5 --seed 2 --out seed2.h5     # (replay run.h5 seed1.h5 seed2.h5 --bands)
+  lstm-explorer train --resume run.h5      # a run killed or stopped goes on from its last checkpoint
 """
 from __future__ import annotations
 
@@ -61,6 +62,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="FILE.h5", help="record the run to this HDF5 session file")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
+    p.add_argument("--resume", metavar="FILE.h5",
+                   help="go on with the runs recorded in this session file from its last checkpoint (kept every "
+                        "minute while training, and when stopped), appending to them; the configuration is "
+                        "the file's (no other option but --quiet)")
 
 
 #: TrainConfig fields whose option has another name (every other field's option is its own name)
@@ -187,9 +192,10 @@ def print_summary(rows: list[dict], task_line: str, out=None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from explorer.console import ProgressLine
-    from explorer.training import StatusRecord, StepRecord, Trainer
+    from explorer.training import Trainer
 
+    if args.resume:
+        return resume(args)
     config = config_from_args(args)
     trainer = Trainer(config)
     recorder = None
@@ -197,16 +203,61 @@ def run(args: argparse.Namespace) -> int:
         from explorer.recording import SessionRecorder
 
         recorder = SessionRecorder(args.out, config, trainer.runs, overwrite=args.force)
+    history = {c: {"loss": [], "metric": [], "time": []} for c in config.cells}
+    return train_and_report(trainer, recorder, args, history, {}, {})
+
+
+def resume(args: argparse.Namespace) -> int:
+    """``train --resume FILE``: the file's configuration, its newest checkpoint, its rows up to it."""
+    from explorer.errors import ConfigError
+    from explorer.recording import SessionRecorder
+    from explorer.training import CheckpointRecord, Trainer
+    from sessions import open_session
+
+    given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+             if k not in ("resume", "quiet", "command", "_module") and v not in (None, False)]
+    if given:
+        raise ConfigError(f"--resume takes the file's configuration: drop {', '.join(given)}")
+    path = args.resume
+    config = config_from_session(path)
+    with open_session(path) as s:
+        ended = [f"{r.name} {r.status}" for r in s.runs if r.status in ("completed", "diverged")]
+        if len(ended) == len(s.runs):
+            raise ConfigError(f"{path}: nothing to resume, every run ended ({', '.join(ended)})")
+        ck = s.checkpoint
+        if ck is None:
+            raise ConfigError(f"{path} holds no checkpoint to resume from (a run keeps one a minute in, and when "
+                              f"stopped; files before session format 1.5 keep none)")
+        history, statuses, outcomes = {}, {}, {}
+        for r in s.runs:     # what the file holds up to the checkpoint: the summary covers the whole run
+            step, time, loss = r.scalar("loss")
+            keep = step <= ck["step"]
+            history[r.name] = {"loss": list(loss[keep]), "metric": list(r.scalar("metric")[2][keep]),
+                               "time": list(time[keep])}
+            if not int(ck["runs"][r.name]["active"]):
+                statuses[r.name] = (r.status, r.message)
+                outcomes[r.name] = {"solved_at": r.solved_at, "test": r.test}
+    trainer = Trainer(config)
+    point = CheckpointRecord(ck["step"], ck["time"], ck["rng"], ck["runs"])
+    recorder = SessionRecorder.reopen(path, point)
+    print(f"resuming {path} after step {point.step:,} of {config.steps:,}", file=sys.stderr)
+    return train_and_report(trainer, recorder, args, history, statuses, outcomes, resume=point)
+
+
+def train_and_report(trainer, recorder, args, history: dict, statuses: dict, outcomes: dict, resume=None) -> int:
+    """Train (from the checkpoint ``resume`` when given), record, show progress, print the summary; the exit
+    status (130 interrupted, 1 a cell diverged)."""
+    from explorer.console import ProgressLine
+    from explorer.training import StatusRecord, StepRecord
+
+    config = trainer.config
     print(trainer.task.describe(), file=sys.stderr)
     warm_up_kernels(trainer)
-    history = {c: {"loss": [], "metric": [], "time": []} for c in config.cells}
     bar = None if args.quiet else ProgressLine(config.steps, lambda: "  ".join(
         f"{c} loss {h['loss'][-1]:.4g}" for c, h in history.items() if h["loss"]))
-    statuses: dict[str, tuple[str, str]] = {}
-    outcomes: dict[str, dict] = {}
     interrupted = False
     try:
-        for rec in trainer.run():
+        for rec in trainer.run(resume):
             if recorder is not None:
                 recorder.record(rec)
             collect_outcome(outcomes, rec)

@@ -60,7 +60,7 @@ def main(files=(), exec_loop: bool = True, screenshot: str | None = None, size: 
     app = make_app(sys.argv[:1])
     from explorer.gui.window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(prewarm=not screenshot)   # a screenshot exits at once: no compile thread left behind
     if size:
         window.resize(*size)
     window.show()
@@ -88,5 +88,19 @@ def main(files=(), exec_loop: bool = True, screenshot: str | None = None, size: 
 
         QtCore.QTimer.singleShot(settle_ms, shoot)
         app.exec()
+        _dispose(window, app)
         return result["code"]
-    return int(app.exec())
+    code = int(app.exec())
+    _dispose(window, app)
+    return code
+
+
+def _dispose(window, app) -> None:
+    """Delete the window's widgets and plot items while Python is still whole: left to the interpreter's
+    shutdown, their C++ halves went in an arbitrary order and a linked plot's went first now and then
+    (a segmentation fault after the work was done)."""
+    from PySide6 import QtCore
+
+    window.deleteLater()
+    app.sendPostedEvents(None, int(QtCore.QEvent.Type.DeferredDelete))     # the window goes now
+    app.processEvents()

@@ -14,7 +14,7 @@ import traceback
 
 from PySide6 import QtCore
 
-from explorer.training import StatusRecord, StepRecord
+from explorer.training import CheckpointRecord, StatusRecord, StepRecord
 
 #: forward records to the GUI at most this often (seconds)
 BATCH_INTERVAL_S = 0.1
@@ -69,6 +69,8 @@ class TrainingWorker(QtCore.QObject):
             for rec in trainer.run():
                 if self.recorder is not None:
                     self.recorder.record(rec)
+                if isinstance(rec, CheckpointRecord):     # for the session file only
+                    continue
                 if isinstance(rec, StatusRecord):
                     self.statuses[rec.cell] = (rec.status, rec.message)
                 elif isinstance(rec, StepRecord):
@@ -122,6 +124,9 @@ def start_worker(trainer, recorder, parent=None) -> tuple[QtCore.QThread, Traini
     worker = TrainingWorker(trainer, recorder)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit)
-    worker.failed.connect(thread.quit)
+    # direct: QThread.quit is thread-safe, and queued to the GUI thread it would wait for that thread's event
+    # loop, which wait_for_training blocks (closing the window while training hung for its whole timeout)
+    direct = QtCore.Qt.ConnectionType.DirectConnection
+    worker.finished.connect(thread.quit, direct)
+    worker.failed.connect(thread.quit, direct)
     return thread, worker

@@ -1,0 +1,152 @@
+"""`lstm-explorer train --resume FILE` (issue 16): the session file keeps a checkpoint (weights, optimizer state,
+batch-stream state, stop rules, step); a run killed with kill -9 or stopped goes on from it, appending to the
+same runs, and every step after the resume is the step an uninterrupted run takes."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from explorer.training import CheckpointRecord, StatusRecord, StepRecord, TrainConfig, Trainer
+from sessions import open_session
+
+ARGS = ["--task", "adding", "--seq-len", "12", "--cell", "rnn,lstm", "--hidden", "8", "--batch", "8",
+        "--test-size", "16", "--quiet"]
+
+
+def _train(args, out, env=None, **kw):
+    return subprocess.Popen([sys.executable, "-m", "explorer", "train", *ARGS, *args, "--out", str(out)],
+                            env={**os.environ, "LSTM_EXPLORER_CHECKPOINT_S": "0", **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _resume(path):
+    return subprocess.run([sys.executable, "-m", "explorer", "train", "--resume", str(path), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _same_runs(a, b) -> None:
+    """Every recorded step, probe, test figure and final weight of ``a`` equals ``b``'s (wall times aside)."""
+    with open_session(a) as sa, open_session(b) as sb:
+        for name in ("rnn", "lstm"):
+            ra, rb = sa.run(name), sb.run(name)
+            assert ra.status == rb.status == "completed"
+            for series in ("loss", "metric", "grad_norm"):
+                step_a, _, va = ra.scalar(series)
+                step_b, _, vb = rb.scalar(series)
+                np.testing.assert_array_equal(step_a, step_b)
+                np.testing.assert_array_equal(va, vb, err_msg=f"{name} {series}")
+            np.testing.assert_array_equal(ra.probe_steps, rb.probe_steps)
+            for key in ("grad_norm_t", "saliency", "spectrum", "h"):
+                np.testing.assert_array_equal(ra.probe_series(key), rb.probe_series(key), err_msg=f"{name} {key}")
+            assert [(t["step"], t["loss"]) for t in ra.tests] == [(t["step"], t["loss"]) for t in rb.tests]
+            for k, v in ra.params.items():
+                np.testing.assert_array_equal(v, rb.params[k], err_msg=k)
+
+
+def _wait_for_steps(path, n, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open_session(path) as s:
+                ck = s.checkpoint
+                if ck is not None and ck["step"] >= n:
+                    return
+        except Exception:
+            pass
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the training never reached the step"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_kill_9_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    whole = tmp_path / "whole.h5"
+    proc = _train(["--steps", "300"], whole)
+    assert proc.wait(timeout=300) == 0, proc.communicate()
+    killed = tmp_path / "killed.h5"
+    proc = _train(["--steps", "300"], killed)
+    _wait_for_steps(killed, 40, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with open_session(killed) as s:
+        assert {r.status for r in s.runs} == {"interrupted"}
+        at = s.checkpoint["step"]
+        assert 40 <= at < 300
+    r = _resume(killed)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming {killed} after step {at:,} of 300" in r.stderr
+    assert [line.split()[:3] for line in r.stdout.splitlines() if line.split()[:1] in (["rnn"], ["lstm"])] == \
+        [["rnn", "completed", "300"], ["lstm", "completed", "300"]]          # the summary covers the whole run
+    _same_runs(killed, whole)
+    # and a finished file has nothing left to resume
+    again = _resume(killed)
+    assert again.returncode == 2 and "nothing to resume" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.slow
+def test_a_stopped_run_resumes_from_its_last_checkpoint(tmp_path):
+    whole = tmp_path / "whole.h5"
+    proc = _train(["--steps", "200"], whole)
+    assert proc.wait(timeout=300) == 0, proc.communicate()
+    stopped = tmp_path / "stopped.h5"
+    proc = _train(["--steps", "200"], stopped, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    _wait_for_steps(stopped, 30, proc)
+    proc.send_signal(signal.SIGINT)          # Ctrl-C: the runs end "stopped", the file is closed
+    assert proc.wait(timeout=120) == 130
+    with open_session(stopped) as s:
+        assert {r.status for r in s.runs} == {"stopped"}
+    r = _resume(stopped)
+    assert r.returncode == 0, r.stderr
+    _same_runs(stopped, whole)
+
+
+def test_the_trainer_goes_on_from_a_checkpoint_exactly(monkeypatch):
+    """In process: a trainer stopped after step 7 yields a checkpoint first; a new trainer given it yields the
+    same steps as one that was never stopped (an until-solved cell's stop rule and the batch stream included)."""
+    monkeypatch.setenv("LSTM_EXPLORER_CHECKPOINT_S", "1e9")     # only the stop's checkpoint
+    cfg = TrainConfig(task="adding", seq_len=6, cells=("rnn", "lstm", "gru"), hidden=4, batch=4, steps=20,
+                      test_size=0, lr=0.05)
+    whole = [(r.cell, r.step, r.loss) for r in Trainer(cfg).run() if isinstance(r, StepRecord)]
+    first = Trainer(cfg)
+    records = []
+    for rec in first.run():
+        records.append(rec)
+        if isinstance(rec, StepRecord) and rec.step == 7 and rec.cell == "gru":
+            first.stop()
+    ck = [r for r in records if isinstance(r, CheckpointRecord)]
+    assert len(ck) == 1 and ck[0].step == 7
+    assert [r.status for r in records if isinstance(r, StatusRecord)][-3:] == ["stopped"] * 3
+    rest = [(r.cell, r.step, r.loss) for r in Trainer(cfg).run(ck[0]) if isinstance(r, StepRecord)]
+    before = [(r.cell, r.step, r.loss) for r in records if isinstance(r, StepRecord)]
+    assert before + rest == whole
+
+
+def test_resume_errors_are_one_line(tmp_path):
+    from tests.gui_fixtures import record_session
+
+    old = record_session(tmp_path / "old.h5", steps=5)            # finished: nothing to resume
+    r = _resume(old)
+    assert r.returncode == 2 and "nothing to resume" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "explorer", "train", "--resume", old, "--steps", "9"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "drop --steps" in r.stderr
+    results = [r]
+    none = tmp_path / "none.h5"                                  # stopped before its first checkpoint
+    shutil.copy(old, none)
+    with h5py.File(none, "r+") as f:
+        del f["checkpoint"]
+        f["runs/lstm/status"][()] = np.bytes_(b"stopped")
+    results.append(_resume(none))
+    assert results[-1].returncode == 2 and "holds no checkpoint to resume from" in results[-1].stderr
+    results.append(_resume(tmp_path / "missing.h5"))
+    assert results[-1].returncode == 2 and "missing.h5" in results[-1].stderr
+    for res in results:
+        assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
