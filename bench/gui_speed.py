@@ -66,6 +66,7 @@ def windowed(cfg, app) -> dict:
     """Set the window's settings, click Run, run the event loop until the training thread ends."""
     from PySide6 import QtCore
 
+    from explorer.gui.app import dispose
     from explorer.gui.window import MainWindow
 
     w = MainWindow()
@@ -89,8 +90,7 @@ def windowed(cfg, app) -> dict:
     out = {"steps_per_s": step / seconds, "seconds": seconds, "frames": w.frames, "redraws": w.draws,
            "gui_cpu_share": cpu / wall, "max_frame_gap_ms": w.max_frame_gap_ms}
     w.close()
-    w.deleteLater()
-    app.processEvents()
+    dispose(w, app)
     return out
 
 

@@ -38,7 +38,7 @@ def main() -> int:
     args = ap.parse_args()
 
     import explorer.gui.data as data
-    from explorer.gui.app import make_app
+    from explorer.gui.app import dispose, make_app
     from explorer.training import TrainConfig
 
     if args.unbounded:
@@ -72,6 +72,7 @@ def main() -> int:
     w.stop_training()
     w.wait_for_training(60_000)
     w.close()
+    dispose(w, app)
     return 0
 
 

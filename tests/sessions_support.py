@@ -26,6 +26,22 @@ PARAM_GRAD_NAMES = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "readout.wei
 L, H, I, O = 6, 3, 2, 1
 
 
+def older_copy(src, dest, version: str, deleted: list[str]):
+    """A copy of session file ``src`` at ``dest`` as an older writer left it: ``format_version`` set to
+    ``version`` and, in every run, the members named in ``deleted`` (e.g. ``probes/saliency``) removed."""
+    import shutil
+
+    import h5py
+
+    shutil.copy(src, dest)
+    with h5py.File(dest, "r+") as f:
+        f.attrs["format_version"] = version
+        for g in f["runs"].values():
+            for name in deleted:
+                del g[name]
+    return dest
+
+
 def param_shapes(n_gates: int) -> dict[str, tuple[int, ...]]:
     g = n_gates or 1
     return {"weight_ih_l0": (g * H, I), "weight_hh_l0": (g * H, H), "bias_ih_l0": (g * H,),

@@ -73,3 +73,26 @@ def test_parameter_gradient_norms_are_smoothed_by_the_slider(window, adding_file
     assert np.std(np.diff(smooth)) < 0.5 * np.std(np.diff(raw))       # the bold curve is the calm one
     view.smooth_slider.setValue(0)                                     # 0 = raw
     np.testing.assert_allclose(group.smooth[("lstm", "weight_hh")].getData()[1], raw, rtol=1e-6)
+
+
+def test_a_long_run_draws_its_envelope_and_exports_every_step(window, tmp_path, monkeypatch):
+    """Past DISPLAY_POINTS steps the loss curve draws each bucket's min and max (the first and the
+    lowest loss stay visible; a million-step file opens in seconds); the CSV still holds every step
+    (the LSTM's loss in write_session is 2 / step)."""
+    import csv
+
+    from explorer.gui.plots import base
+    from tests.sessions_support import write_session
+
+    monkeypatch.setattr(base, "DISPLAY_POINTS", 100)
+    path = tmp_path / "long.h5"
+    write_session(path, steps=1000, probe_every=500)
+    (view,) = window.open_files([path])
+    loss = view.groups["loss"]
+    step, value = loss.raw["lstm"].getData()
+    assert len(step) <= 100
+    assert view.log_box.isChecked()                                  # an MSE loss: drawn as log10
+    assert value.max() == pytest.approx(np.log10(2.0)) and value.min() == pytest.approx(np.log10(2.0 / 1000))
+    window.export_plot(view, "loss", "csv", str(tmp_path / "loss.csv"))
+    with open(tmp_path / "loss.csv") as f:
+        assert len(list(csv.reader(f))) == 1 + 1000

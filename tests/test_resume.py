@@ -66,11 +66,16 @@ def _wait_for_steps(path, n, proc, timeout=120):
         time.sleep(0.1)
 
 
+def _uninterrupted(tmp_path, steps: int):
+    whole = tmp_path / "whole.h5"
+    proc = _train(["--steps", str(steps)], whole)
+    assert proc.wait(timeout=300) == 0, proc.communicate()
+    return whole
+
+
 @pytest.mark.slow
 def test_a_run_killed_with_kill_9_resumes_and_matches_an_uninterrupted_run(tmp_path):
-    whole = tmp_path / "whole.h5"
-    proc = _train(["--steps", "300"], whole)
-    assert proc.wait(timeout=300) == 0, proc.communicate()
+    whole = _uninterrupted(tmp_path, 300)
     killed = tmp_path / "killed.h5"
     proc = _train(["--steps", "300"], killed)
     _wait_for_steps(killed, 40, proc)
@@ -93,9 +98,7 @@ def test_a_run_killed_with_kill_9_resumes_and_matches_an_uninterrupted_run(tmp_p
 
 @pytest.mark.slow
 def test_a_stopped_run_resumes_from_its_last_checkpoint(tmp_path):
-    whole = tmp_path / "whole.h5"
-    proc = _train(["--steps", "200"], whole)
-    assert proc.wait(timeout=300) == 0, proc.communicate()
+    whole = _uninterrupted(tmp_path, 200)
     stopped = tmp_path / "stopped.h5"
     proc = _train(["--steps", "200"], stopped, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for_steps(stopped, 30, proc)

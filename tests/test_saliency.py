@@ -4,9 +4,7 @@ and absent (with a clear title, no error) in older files."""
 from __future__ import annotations
 
 import csv
-import shutil
 
-import h5py
 import numpy as np
 import pytest
 
@@ -112,13 +110,9 @@ def test_the_window_draws_it_live_and_from_the_file(session_file, qtbot, window)
 def test_an_older_file_has_no_saliency_and_says_so(session_file, tmp_path, qtbot):
     from explorer.gui.export import render_plot
     from sessions import open_session
+    from tests.sessions_support import older_copy
 
-    old = tmp_path / "old.h5"
-    shutil.copy(session_file, old)
-    with h5py.File(old, "r+") as f:
-        f.attrs["format_version"] = "1.2.0"
-        for g in f["runs"].values():
-            del g["probes/saliency"], g["probe_input"]
+    old = older_copy(session_file, tmp_path / "old.h5", "1.2.0", ["probes/saliency", "probe_input"])
     with open_session(old) as s:
         run = s.run("lstm")
         assert run.probe_input is None and run.probe(-1)["saliency"] is None

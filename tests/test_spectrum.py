@@ -196,9 +196,7 @@ def test_exported_from_the_command_line(session_file, tmp_path):
 
 def test_the_window_draws_it_from_the_file_and_an_older_file_says_it_has_none(session_file, tmp_path, qtbot,
                                                                              window):
-    import shutil
-
-    import h5py
+    from tests.sessions_support import older_copy
 
     (view,) = window.open_files([session_file])
     group = view.groups["spectrum"]
@@ -208,12 +206,7 @@ def test_the_window_draws_it_from_the_file_and_an_older_file_says_it_has_none(se
     assert view.groups["spectrum-heatmap"].maps["rnn"].image.image.shape == (5, 10)
     weights = view.groups["weight-sigma"]
     assert weights.has_data and len(weights.curves) == 1 + 5 and set(weights.bounds) == {1.0, 4.0}
-    old = tmp_path / "old.h5"
-    shutil.copy(session_file, old)
-    with h5py.File(old, "r+") as f:
-        f.attrs["format_version"] = "1.3.0"
-        for g in f["runs"].values():
-            del g["probes/spectrum"], g["probes/weight_sigma"]
+    old = older_copy(session_file, tmp_path / "old.h5", "1.3.0", ["probes/spectrum", "probes/weight_sigma"])
     (view,) = window.open_files([old])
     assert not view.groups["spectrum"].has_data and not view.groups["weight-sigma"].has_data
     assert "not recorded in this file" in view.groups["spectrum"].plot.titleLabel.text

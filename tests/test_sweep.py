@@ -104,6 +104,25 @@ def test_diverged_run_is_a_result_not_an_error(tmp_path):
     assert again is not None and again["status"] == "diverged" and again["steps"] == r["steps"]
 
 
+def test_a_run_whose_file_cannot_be_written_fails_alone_and_the_sweep_goes_on(tmp_path):
+    """Its worker cannot write the run's session file (a directory in its place here; a full disk takes the
+    same path: the writer's SessionError out of the run): that run is 'failed' with the reason, every other
+    run completes, the sweep ends normally and a rerun, once the place is free, trains only that one."""
+    out = tmp_path / "out"
+    out.mkdir()
+    plan = tiny_plan(out, seq_lens=(5,), seeds=2, cells=("rnn",))
+    blocked = plan.specs()[0]["session"]
+    (out / (blocked + ".part")).mkdir()
+    summary = run_sweep(plan, workers=1, retries=0, quiet=True)
+    assert summary.failed == 1 and len(summary.results) == 1 and not summary.interrupted
+    rows = {r["session"]: r for r in read_sweep(out / "sweep.h5").runs}
+    assert rows[blocked]["status"] == "failed" and "directory" in rows[blocked]["message"]
+    assert [r["status"] for k, r in rows.items() if k != blocked] == ["completed"]
+    (out / (blocked + ".part")).rmdir()
+    again = run_sweep(plan, workers=1, quiet=True)
+    assert again.skipped == 1 and again.failed == 0 and len(again.results) == 2
+
+
 def test_changed_config_in_same_folder_is_refused(tmp_path):
     from explorer.sweep import SweepError
 

@@ -2,14 +2,14 @@
 
 Shows a progress bar (steps/s, latest loss per cell), then a summary per cell:
 final loss and metric (mean of the last 50 steps), the chance baseline, solved
-or not, steps/s. With --out the run is recorded to an HDF5 session file.
+or not, steps/s. With --out the run is recorded to an HDF5 session file, which keeps a
+checkpoint every minute: a run killed or stopped goes on with `train --resume FILE`.
 
 examples:
   lstm-explorer train --task adding --seq-len 100 --cell rnn,lstm --hidden 64 \\
       --batch 32 --steps 3000 --lr 1e-2 --optimizer adam --clip 1.0 --seed 0 --out run.h5
   lstm-explorer train --from run.h5 --seed 1 --out seed1.h5     # the same run with another seed
   lstm-explorer train --from run.h5 --seed 2 --out seed2.h5     # (replay run.h5 seed1.h5 seed2.h5 --bands)
-  lstm-explorer train --resume run.h5      # a run killed or stopped goes on from its last checkpoint
 """
 from __future__ import annotations
 

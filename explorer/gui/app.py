@@ -88,14 +88,14 @@ def main(files=(), exec_loop: bool = True, screenshot: str | None = None, size: 
 
         QtCore.QTimer.singleShot(settle_ms, shoot)
         app.exec()
-        _dispose(window, app)
+        dispose(window, app)
         return result["code"]
     code = int(app.exec())
-    _dispose(window, app)
+    dispose(window, app)
     return code
 
 
-def _dispose(window, app) -> None:
+def dispose(window, app) -> None:
     """Delete the window's widgets and plot items while Python is still whole: left to the interpreter's
     shutdown, their C++ halves went in an arbitrary order and a linked plot's went first now and then
     (a segmentation fault after the work was done)."""

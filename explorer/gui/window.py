@@ -122,7 +122,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.setTabsClosable(True)
         self.tabs.tabCloseRequested.connect(self.close_tab)
-        self.tabs.currentChanged.connect(lambda _: self._refresh_visible(force=True))
+        self.tabs.currentChanged.connect(lambda _: self._refresh_visible())   # the shown groups catch up
         self.welcome = QtWidgets.QLabel(
             "<h2>LSTM Explorer</h2><p>Press <b>Run</b> to train a vanilla RNN and an LSTM side by side on the "
             "adding problem with lag T = 100.<br>Watch the RNN's loss stay at the chance line while its "
@@ -629,19 +629,18 @@ class MainWindow(QtWidgets.QMainWindow):
                 view = SessionView(session, follow_file=bool(getattr(session, "live", False)))
                 view.export_handler = self.export_dialog
                 view.following_ended.connect(lambda v=view: self._on_following_ended(v))
-                label = os.path.basename(os.fspath(path)) + (" (live)" if view.follow_file else "")
-                i = self.tabs.addTab(view, label)
-                self.tabs.setTabToolTip(i, os.path.abspath(os.fspath(path)))
-                self.tabs.setCurrentIndex(i)
-                view.refresh(force=True)   # every plot drawn now: a file whose data cannot be drawn says so here
+                view.refresh(force=True)   # every plot drawn once now: a file whose data cannot be drawn says so
             except _user_error_types() as exc:
                 if view is not None:
-                    self.tabs.removeTab(self.tabs.indexOf(view))
                     view.deleteLater()
                 session.close()
                 msg = str(exc) if os.fspath(path) in str(exc) else f"{path}: {exc}"
                 self.show_error("Cannot open the session file", msg)
                 continue
+            label = os.path.basename(os.fspath(path)) + (" (live)" if view.follow_file else "")
+            i = self.tabs.addTab(view, label)
+            self.tabs.setTabToolTip(i, os.path.abspath(os.fspath(path)))
+            self.tabs.setCurrentIndex(i)
             self._remove_welcome()
             self._add_recent(os.fspath(path))
             opened.append(view)

@@ -3,6 +3,7 @@ sticky y ranges, heatmaps and the wide CSV table."""
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from explorer.errors import ExplorerError
+from sessions.reader import decimate
 
 pg.setConfigOptions(background="w", foreground="k", antialias=False, imageAxisOrder="row-major")
 
@@ -147,11 +149,30 @@ def checked(a, run, what: str, ndim: int, row: tuple | None = None, rows: int | 
     return arr if arr.dtype.kind != "b" else arr.astype(np.float64)
 
 
+#: a scalar series longer than this is drawn decimated: each of DISPLAY_POINTS // 2 buckets of consecutive
+#: steps as its min and its max (the envelope a peak-downsampled curve shows; smoothing runs over those)
+DISPLAY_POINTS = 20_000
+_series_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def scalar_series(run, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(step, value)`` of a scalar series, checked: 1-D numbers of the same length."""
-    step, _, value = run.scalar(name)
-    step = checked(step, run, f"the steps of {name!r}", 1)
-    return step, checked(value, run, f"the values of {name!r}", 1, rows=step.shape[0])
+    """``(step, value)`` of a scalar series, checked: 1-D numbers of the same length; decimated past
+    :data:`DISPLAY_POINTS` rows (a 1,000,000-step run draws 20,000 points, not a million), and kept per run
+    until it grows, so a replayed file is read once."""
+    n = len(run)
+    try:
+        cache = _series_cache.setdefault(run, {})
+    except TypeError:        # a run that cannot be weakly referenced: no cache
+        cache = {}
+    if cache.get(name, (None,))[0] != n:
+        step, _, value = run.scalar(name)
+        step = checked(step, run, f"the steps of {name!r}", 1)
+        value = checked(value, run, f"the values of {name!r}", 1, rows=step.shape[0])
+        if step.shape[0] > DISPLAY_POINTS:
+            first, vmin, vmax = decimate(step, value, DISPLAY_POINTS // 2)
+            step, value = np.repeat(first, 2), np.stack([vmin, vmax], axis=1).ravel()
+        cache[name] = (n, step, value)
+    return cache[name][1:]
 
 
 def style_curve(item: pg.PlotDataItem) -> pg.PlotDataItem:
