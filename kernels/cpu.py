@@ -255,10 +255,11 @@ class CpuModel(ModelBase):
 def compiled_kernels():
     """Every CPU ``@njit`` dispatcher (of every registered cell, and the optimizer's), for warm-up and
     cache statistics."""
-    from kernels import optim
+    from kernels import optim, spectrum
 
     cell_kernels = [k for spec in _cells.specs() for k in spec.cpu_kernels().dispatchers]
-    return cell_kernels + [optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step]
+    return cell_kernels + [optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step,
+                           spectrum._extend, spectrum._top_singular]
 
 
 def warm_up(cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=None) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import cells
+from kernels import cells, spectrum
 from kernels.errors import KernelInputError
 from kernels.params import PARAM_KEYS, check_params, flat_views, init_params, param_shapes
 from kernels.readout import LOSS_KINDS
@@ -90,13 +90,15 @@ class ModelBase:
 
 def train_tiny_models(make_model, cell_names, dtype, optimizer: str, progress=None) -> None:
     """One tiny training step and probe per cell of ``make_model(cell, params, **settings)``'s models:
-    every kernel a training run needs gets compiled (or loaded). ``progress(done, total, what)``."""
+    every kernel a training run needs (the probe's spectrum too) gets compiled (or loaded). ``progress(done, total, what)``."""
     rng = np.random.default_rng(0)
     for done, cell in enumerate(cell_names):
         if progress:
             progress(done, len(cell_names), f"{cell} kernels")
         model = make_model(cell, init_params(cell, 2, 3, 1, rng, dtype), loss_kind="mse_last", optimizer=optimizer)
         model.step(np.zeros((2, 1, 2), dtype), np.zeros(1, dtype))
-        model.probe(np.zeros((2, 1, 2), dtype))
+        fwd = model.probe(np.zeros((2, 1, 2), dtype))
+        if spectrum.has_spectrum(cell):      # a probe's Jacobian spectrum (float64 whatever the model's dtype)
+            spectrum.product_spectrum(cell, model.state()["weight_hh"], fwd, model.options)
     if progress:
         progress(len(cell_names), len(cell_names), "done")
