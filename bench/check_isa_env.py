@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from explorer.benchmark import blas_info, host_cpu, numba_target
+from kernels.machine import blas_info, host_cpu, numba_target
 
 cpu = host_cpu()
 target = numba_target()

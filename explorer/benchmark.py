@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from kernels.machine import blas_info, host_cpu, numba_target
+
 #: the benchmark grid: (T, B, H) for each cell
 GRID = [(100, 32, 32), (100, 32, 128), (400, 32, 64), (1000, 32, 64), (100, 256, 128), (100, 64, 512)]
 N_IN = 2  # adding problem inputs
@@ -80,82 +82,7 @@ def _timed(fn) -> float:
 # -- the machine -----------------------------------------------------------------------------------
 #: environment variables that change which code path a library picks (../shared/avx2-env.sh sets them)
 ISA_OVERRIDES = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "OPENBLAS_CORETYPE", "ATEN_CPU_CAPABILITY",
-                 "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "XLA_FLAGS")
-#: features worth naming, in the order they are printed
-_NOTABLE = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx512bf16")
-
-
-def isa_level(features) -> str:
-    """The x86-64 ISA level a set of CPU features allows: "avx512", "avx2", "avx", "sse4.2" or "baseline"."""
-    have = set(features)
-    for level, needs in (("avx512", ("avx512f",)), ("avx2", ("avx2", "fma")), ("avx", ("avx",)),
-                         ("sse4.2", ("sse4.2",))):
-        if all(f in have for f in needs):
-            return level
-    return "baseline"
-
-
-def numba_target() -> dict:
-    """The CPU and features Numba's JIT compiles for (``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` or the host's),
-    as Numba itself decides them (numba.core.codegen)."""
-    import llvmlite.binding as ll
-    import numba
-    from numba.core.codegen import get_host_cpu_features
-
-    name = numba.config.CPU_NAME or ll.get_host_cpu_name()
-    text = numba.config.CPU_FEATURES if numba.config.CPU_FEATURES is not None else get_host_cpu_features()
-    on = {f[1:] for f in text.split(",") if f.startswith("+")}
-    return {"cpu": name, "isa": isa_level(on), "features": [f for f in _NOTABLE if f in on],
-            "set_by_env": numba.config.CPU_NAME is not None or numba.config.CPU_FEATURES is not None,
-            "cache_dir": numba.config.CACHE_DIR or None}
-
-
-def host_cpu() -> dict:
-    """The CPU as the OS reports it (/proc/cpuinfo on Linux): model name, family/model, hardware ISA level."""
-    info = {"model": None, "family": None, "model_id": None, "isa": None, "vendor": None}
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-    except OSError:
-        import platform
-
-        info["model"] = platform.processor() or platform.machine()
-        return info
-    fields = {}
-    for line in text.split("\n\n")[0].splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    info["model"] = fields.get("model name")
-    info["vendor"] = fields.get("vendor_id")
-    for key, name in (("cpu family", "family"), ("model", "model_id")):
-        if fields.get(key, "").isdigit():
-            info[name] = int(fields[key])
-    flags = set(fields.get("flags", "").split())
-    flags |= {"sse4.2"} if "sse4_2" in flags else set()
-    info["isa"] = isa_level(flags)
-    return info
-
-
-def blas_info() -> list[dict]:
-    """OpenBLAS (and other BLAS/OpenMP) libraries loaded in this process, as threadpoolctl sees them:
-    which package ships each, its kernels ("architecture": the core type OpenBLAS runs) and threads.
-    SciPy's OpenBLAS (the one Numba calls) is loaded first so it is listed."""
-    try:
-        import scipy.linalg.cython_blas  # noqa: F401
-        from threadpoolctl import threadpool_info
-    except ImportError:  # pragma: no cover - both are dependencies
-        return []
-    out = []
-    for lib in threadpool_info():
-        path = lib.get("filepath", "")
-        # the package that ships it: site-packages/<package>.libs/ or site-packages/<package>/
-        parts = path.replace("\\", "/").split("/")
-        owner = next((parts[k + 1].split(".")[0] for k, d in enumerate(parts[:-2])
-                      if d in ("site-packages", "dist-packages")), "")
-        out.append({"library": owner or os.path.basename(path), "api": lib.get("internal_api"),
-                    "version": lib.get("version"), "architecture": lib.get("architecture"),
-                    "threads": lib.get("num_threads")})
-    return out
+                 "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "XLA_FLAGS", "LSTM_EXPLORER_GEMM_TILING")
 
 
 def torch_available() -> bool:
@@ -164,6 +91,15 @@ def torch_available() -> bool:
 
 def jax_available() -> bool:
     return importlib.util.find_spec("jax") is not None
+
+
+def _products() -> dict:
+    """How our kernels run large skinny products here (kernels/tuning.py): tiles or one BLAS call, and why."""
+    from kernels.tuning import ENV_FORCE, tune_products
+
+    choice = tune_products()
+    return {"tiling": choice["tiling"], "source": choice["source"] if choice["source"] != "env" else ENV_FORCE,
+            "tiled_ms": choice["tiled_ms"], "whole_ms": choice["whole_ms"]}
 
 
 def machine_info(n_threads: int, use_torch: bool) -> dict:
@@ -180,7 +116,7 @@ def machine_info(n_threads: int, use_torch: bool) -> dict:
         # figures taken with the library ISAs capped below what the CPU has (../shared/avx2-env.sh)
         "emulated": cpu["isa"] is not None and target["isa"] != cpu["isa"],
         "overrides": {k: os.environ[k] for k in ISA_OVERRIDES if os.environ.get(k)},
-        "numpy": np.__version__, "openblas": blas_info(),
+        "numpy": np.__version__, "openblas": blas_info(), "products": _products(),
         "torch": None, "torch_capability": None, "torch_threads": None,
         "jax": None, "xla_threads": None, "xla_flags": None,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -618,6 +554,13 @@ def machine_lines(info: dict) -> list[str]:
         + "; " + (f"jax {info['jax']} (XLA CPU, {info.get('xla_threads')} intra-op threads)"
                   if info.get("jax") else "jax not used"),
     ]
+    products = info.get("products")
+    if products:
+        how = "GEMM_TILE tiles" if products["tiling"] else "one BLAS call each"
+        why = (f"set by {products['source']}" if products["tiled_ms"] is None else
+               f"{products['source']}: tiles {products['tiled_ms']:.2f} ms, one call {products['whole_ms']:.2f} ms "
+               f"over the calibration shapes")
+        lines.append(f"products large skinny products as {how} ({why})")
     if info.get("overrides"):
         lines.append("overrides " + ", ".join(f"{k}={v if len(v) < 40 else v[:37] + '…'}"
                                               for k, v in info["overrides"].items()))

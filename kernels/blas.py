@@ -5,18 +5,56 @@ block, and it hands OpenBLAS whole products. The kernels need both: the
 recurrent product added onto the input projection, weight gradients summed
 over row blocks, and products cut into blocks of at most
 :data:`kernels.config.SMALL_GEMM_MACS` multiply-adds, which OpenBLAS runs on
-its small-matrix kernels without packing (measured on one core of this
-machine's AVX-512 build: 109 GFLOP/s for (16×128)·(128×512) as four tiles,
+its small-matrix kernels without packing (measured on one core of a
+Zen 4's AVX-512 build: 109 GFLOP/s for (16×128)·(128×512) as four tiles,
 49 as one call).
 
+Whether tiling pays depends on the BLAS build: OpenBLAS's small-matrix kernels
+exist only for its AVX-512 targets; on its Haswell kernels (an AVX2 Zen 3) one
+call is as fast or faster (+27% for (64×512)·(512×2048)). :func:`set_tiling`
+switches it at run time (kernels/tuning.py measures which is faster once per
+machine); the compiled kernels read the switch at each call.
+
 The call goes to Numba's own C helper ``numba_xxgemm`` (Fortran ``?gemm`` from
-SciPy's BLAS) by symbol name, so ``cache=True`` keeps working.
+SciPy's BLAS) by symbol name, so ``cache=True`` keeps working; the switch is a
+C global found by symbol name the same way.
 """
+import ctypes
+
+import llvmlite.binding as ll
+from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from kernels.config import GEMM_TILE, JIT, SMALL_GEMM_MACS
+
+_TILING_SYMBOL = "lstm_explorer_gemm_tiling"
+_tiling = ctypes.c_int32(1)
+ll.add_symbol(_TILING_SYMBOL, ctypes.addressof(_tiling))
+
+
+def set_tiling(on: bool) -> None:
+    """Run large skinny products as ``GEMM_TILE`` tiles (True) or as one BLAS call (False), from now on."""
+    _tiling.value = 1 if on else 0
+
+
+def tiling() -> bool:
+    """Whether large skinny products run as tiles (see :func:`set_tiling`)."""
+    return bool(_tiling.value)
+
+
+@intrinsic
+def _tiling_on(typingctx):
+    """The switch of :func:`set_tiling`, read from its C global at each call."""
+    def codegen(context, builder, sig, args):
+        gv = builder.module.globals.get(_TILING_SYMBOL)
+        if gv is None:
+            gv = ir.GlobalVariable(builder.module, ir.IntType(32), _TILING_SYMBOL)
+            gv.linkage = "external"
+        return builder.icmp_signed("!=", builder.load(gv), ir.Constant(ir.IntType(32), 0))
+
+    return types.boolean(), codegen
 
 _xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
     types.char, types.char, types.char, types.intp, types.intp, types.intp,
@@ -92,12 +130,12 @@ def gemm(a, b, c, beta):
     Views are fine (transposes, row and column blocks) as long as each
     operand has unit stride along one axis and ``c`` along its rows. A
     product above ``SMALL_GEMM_MACS`` multiply-adds with a side under 256
-    runs as tiles of ``kernels.config.GEMM_TILE`` (m, n, k); where every side is 256 or
-    more, OpenBLAS's packed GEMM is as fast or faster, so it gets the whole.
+    runs as tiles of ``kernels.config.GEMM_TILE`` (m, n, k) while :func:`tiling` is on; where every
+    side is 256 or more, OpenBLAS's packed GEMM is as fast or faster, so it gets the whole.
     """
     m, k = a.shape
     n = b.shape[1]
-    if m * n * k <= SMALL_GEMM_MACS or min(m, n, k) >= 256:
+    if m * n * k <= SMALL_GEMM_MACS or min(m, n, k) >= 256 or not _tiling_on():
         _gemm_call(a, b, c, beta)
         return
     tm, tn, tk = GEMM_TILE

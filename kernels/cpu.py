@@ -16,6 +16,7 @@ from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
 from kernels.params import check_backward_input, check_input, check_params, flat_views, initial_states
 from kernels.readout import readout_loss
 from kernels.results import Forward, Gradients, StepStats
+from kernels.tuning import tune_products
 
 
 @functools.cache
@@ -101,6 +102,7 @@ class CpuBackend:
 
     def __init__(self):
         own_the_threads()
+        tune_products()
 
     def forward(self, cell: str, params: dict, x, h0=None, c0=None, *, state0: dict | None = None,
                 **options) -> Forward:

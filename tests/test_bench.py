@@ -37,7 +37,7 @@ def test_json_rows_without_peers_have_every_key_and_no_speedup(capsys):
 
 
 def test_the_machine_block_names_cpu_isa_and_blas(capsys):
-    from explorer.benchmark import numba_target
+    from kernels.machine import numba_target
 
     [row] = _bench_json(capsys, "--no-torch", "--no-jax", "--cell", "rnn", "--grid", "3x2x4")
     machine = row["machine"]
