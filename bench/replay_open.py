@@ -25,11 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def resident_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    from explorer.benchmark import resident_bytes
+
+    return resident_bytes() / 2 ** 20
 
 
 def write_session(path: str, steps: int, probes: int, seq_len: int, hidden: int) -> None:

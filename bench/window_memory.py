@@ -22,11 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def resident_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    from explorer.benchmark import resident_bytes
+
+    return resident_bytes() / 2 ** 20
 
 
 def main() -> int:

@@ -619,17 +619,17 @@ def _memory_child(cell: str, T: int, B: int, H: int, steps: int) -> None:
 
     kernels.backend("cpu").warm_up((cell,))  # compiled code is not the run's memory
     config = _memory_config(cell, T, B, H, steps)
-    base = _resident_bytes(reset_peak=True)
+    base = resident_bytes(reset_peak=True)
     for _ in Trainer(config).run():
         pass
-    peak = _resident_bytes(peak=True) - base
+    peak = resident_bytes(peak=True) - base
     activations = activation_bytes(cell, T, B, H)
     print(json.dumps({"cell": cell, "seq_len": T, "batch": B, "hidden": H, "steps": steps,
                       "peak_mb": peak / 2 ** 20, "activations_mb": activations / 2 ** 20,
                       "ratio": peak / activations}))
 
 
-def _resident_bytes(peak: bool = False, reset_peak: bool = False) -> int:
+def resident_bytes(peak: bool = False, reset_peak: bool = False) -> int:
     """Resident set size of this process (Linux /proc; ``peak``: the high-water mark, which
     ``reset_peak`` first resets to the current size)."""
     if reset_peak:

@@ -33,7 +33,9 @@ ENV_FORCE = "LSTM_EXPLORER_GEMM_TILING"
 
 
 @njit(**JIT)
-def _repeat(a, b, c, times, tiled):
+def repeat_gemm(a, b, c, times, tiled):
+    """``c = a @ b`` ``times`` times: through :func:`kernels.blas.gemm` (tiled while the switch is on) or
+    as one BLAS call (``tiled`` False). For timing."""
     for _ in range(times):
         if tiled:
             gemm(a, b, c, 0.0)
@@ -42,11 +44,11 @@ def _repeat(a, b, c, times, tiled):
 
 
 def _seconds(a, b, c, tiled: bool, repeats: int = 5, times: int = 4) -> float:
-    _repeat(a, b, c, 1, tiled)
+    repeat_gemm(a, b, c, 1, tiled)
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
-        _repeat(a, b, c, times, tiled)
+        repeat_gemm(a, b, c, times, tiled)
         best = min(best, time.perf_counter() - t)
     return best / times
 
