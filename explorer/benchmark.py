@@ -82,7 +82,7 @@ def _timed(fn) -> float:
 # -- the machine -----------------------------------------------------------------------------------
 #: environment variables that change which code path a library picks (../shared/avx2-env.sh sets them)
 ISA_OVERRIDES = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "OPENBLAS_CORETYPE", "ATEN_CPU_CAPABILITY",
-                 "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "XLA_FLAGS", "LSTM_EXPLORER_GEMM_TILING")
+                 "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "XLA_FLAGS", "LSTM_EXPLORER_GEMM")
 
 
 def torch_available() -> bool:
@@ -94,12 +94,13 @@ def jax_available() -> bool:
 
 
 def _products() -> dict:
-    """How our kernels run large skinny products here (kernels/tuning.py): tiles or one BLAS call, and why."""
+    """How our kernels run their products here (kernels/tuning.py): tiles or one BLAS call for large
+    skinny ones, the row kernel or BLAS for small-weight ones, and why."""
     from kernels.tuning import ENV_FORCE, tune_products
 
     choice = tune_products()
-    return {"tiling": choice["tiling"], "source": choice["source"] if choice["source"] != "env" else ENV_FORCE,
-            "tiled_ms": choice["tiled_ms"], "whole_ms": choice["whole_ms"]}
+    keep = ("tiling", "rows", "tiled_ms", "whole_ms", "rows_ms", "blas_ms")
+    return dict({k: choice[k] for k in keep}, source=choice["source"] if choice["source"] != "env" else ENV_FORCE)
 
 
 def machine_info(n_threads: int, use_torch: bool) -> dict:
@@ -556,11 +557,12 @@ def machine_lines(info: dict) -> list[str]:
     ]
     products = info.get("products")
     if products:
-        how = "GEMM_TILE tiles" if products["tiling"] else "one BLAS call each"
+        large = "GEMM_TILE tiles" if products["tiling"] else "one BLAS call"
+        small = "the row kernel" if products["rows"] else "BLAS"
         why = (f"set by {products['source']}" if products["tiled_ms"] is None else
-               f"{products['source']}: tiles {products['tiled_ms']:.2f} ms, one call {products['whole_ms']:.2f} ms "
-               f"over the calibration shapes")
-        lines.append(f"products large skinny products as {how} ({why})")
+               f"{products['source']}: tiles {products['tiled_ms']:.2f} vs one call {products['whole_ms']:.2f} ms, "
+               f"row kernel {products['rows_ms']:.3f} vs BLAS {products['blas_ms']:.3f} ms")
+        lines.append(f"products large skinny ones as {large}, small-weight ones in {small} ({why})")
     if info.get("overrides"):
         lines.append("overrides " + ", ".join(f"{k}={v if len(v) < 40 else v[:37] + '…'}"
                                               for k, v in info["overrides"].items()))

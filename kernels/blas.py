@@ -11,9 +11,13 @@ Zen 4's AVX-512 build: 109 GFLOP/s for (16×128)·(128×512) as four tiles,
 
 Whether tiling pays depends on the BLAS build: OpenBLAS's small-matrix kernels
 exist only for its AVX-512 targets; on its Haswell kernels (an AVX2 Zen 3) one
-call is as fast or faster (+27% for (64×512)·(512×2048)). :func:`set_tiling`
-switches it at run time (kernels/tuning.py measures which is faster once per
-machine); the compiled kernels read the switch at each call.
+call is as fast or faster (+27% for (64×512)·(512×2048)). There, OpenBLAS also
+packs the weights again on every call, which a product of 16 rows does not
+amortise (35 GFLOP/s): :func:`_row_kernel`, a plain loop over four rows at a
+time that LLVM vectorises, runs those at 57-62 (rows 32-byte aligned,
+:func:`kernels.cpu_common.aligned_empty`). :func:`set_strategy` switches both
+at run time (kernels/tuning.py measures what is faster once per machine); the
+compiled kernels read the switch at each call.
 
 The call goes to Numba's own C helper ``numba_xxgemm`` (Fortran ``?gemm`` from
 SciPy's BLAS) by symbol name, so ``cache=True`` keeps working; the switch is a
@@ -25,36 +29,39 @@ import llvmlite.binding as ll
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
-from kernels.config import GEMM_TILE, JIT, SMALL_GEMM_MACS
+from kernels.config import GEMM_TILE, JIT, ROW_KERNEL_MAX_ROWS, ROW_KERNEL_MAX_WEIGHTS, SMALL_GEMM_MACS
 
-_TILING_SYMBOL = "lstm_explorer_gemm_tiling"
-_tiling = ctypes.c_int32(1)
-ll.add_symbol(_TILING_SYMBOL, ctypes.addressof(_tiling))
-
-
-def set_tiling(on: bool) -> None:
-    """Run large skinny products as ``GEMM_TILE`` tiles (True) or as one BLAS call (False), from now on."""
-    _tiling.value = 1 if on else 0
+_SWITCH_SYMBOL = "lstm_explorer_gemm_strategy"
+_TILES, _ROWS = 1, 2      # the switch's bits
+_switch = ctypes.c_int32(_TILES)
+ll.add_symbol(_SWITCH_SYMBOL, ctypes.addressof(_switch))
 
 
-def tiling() -> bool:
-    """Whether large skinny products run as tiles (see :func:`set_tiling`)."""
-    return bool(_tiling.value)
+def set_strategy(tiles: bool, rows: bool) -> None:
+    """From now on: large skinny products as ``GEMM_TILE`` tiles (``tiles``) or one BLAS call; products
+    whose right operand has at most ``ROW_KERNEL_MAX_WEIGHTS`` entries by :func:`_row_kernel` (``rows``)."""
+    _switch.value = (_TILES if tiles else 0) | (_ROWS if rows else 0)
+
+
+def strategy() -> tuple[bool, bool]:
+    """``(tiles, rows)`` as set by :func:`set_strategy`."""
+    return bool(_switch.value & _TILES), bool(_switch.value & _ROWS)
 
 
 @intrinsic
-def _tiling_on(typingctx):
-    """The switch of :func:`set_tiling`, read from its C global at each call."""
+def _strategy(typingctx):
+    """The switch of :func:`set_strategy`, read from its C global at each call."""
     def codegen(context, builder, sig, args):
-        gv = builder.module.globals.get(_TILING_SYMBOL)
+        gv = builder.module.globals.get(_SWITCH_SYMBOL)
         if gv is None:
-            gv = ir.GlobalVariable(builder.module, ir.IntType(32), _TILING_SYMBOL)
+            gv = ir.GlobalVariable(builder.module, ir.IntType(32), _SWITCH_SYMBOL)
             gv.linkage = "external"
-        return builder.icmp_signed("!=", builder.load(gv), ir.Constant(ir.IntType(32), 0))
+        return builder.load(gv)
 
-    return types.boolean(), codegen
+    return types.int32(), codegen
+
 
 _xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
     types.char, types.char, types.char, types.intp, types.intp, types.intp,
@@ -124,20 +131,96 @@ def _gemm_call(a, b, c, beta):
 
 
 @njit(**JIT)
+def _row_kernel(a, b, c, beta):
+    """``c = a @ b + beta * c`` for operands whose rows are contiguous: four rows of ``a`` at a time,
+    k unrolled by two, the inner loop over the contiguous columns of ``b`` (vectorised by LLVM)."""
+    m, k = a.shape
+    n = b.shape[1]
+    bt = c.dtype.type(beta)
+    zero = c.dtype.type(0.0)
+    if beta != 1.0:
+        for i in range(m):
+            ci = c[i]
+            for j in range(n):
+                ci[j] = zero if beta == 0.0 else ci[j] * bt
+    i = 0
+    while i + 4 <= m:
+        c0, c1, c2, c3 = c[i], c[i + 1], c[i + 2], c[i + 3]
+        a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
+        p = 0
+        while p + 2 <= k:
+            u, v = b[p], b[p + 1]
+            x0, y0, x1, y1 = a0[p], a0[p + 1], a1[p], a1[p + 1]
+            x2, y2, x3, y3 = a2[p], a2[p + 1], a3[p], a3[p + 1]
+            for j in range(n):
+                uj, vj = u[j], v[j]
+                c0[j] += x0 * uj + y0 * vj
+                c1[j] += x1 * uj + y1 * vj
+                c2[j] += x2 * uj + y2 * vj
+                c3[j] += x3 * uj + y3 * vj
+            p += 2
+        if p < k:
+            u = b[p]
+            x0, x1, x2, x3 = a0[p], a1[p], a2[p], a3[p]
+            for j in range(n):
+                uj = u[j]
+                c0[j] += x0 * uj
+                c1[j] += x1 * uj
+                c2[j] += x2 * uj
+                c3[j] += x3 * uj
+        i += 4
+    while i < m:
+        ci, ai = c[i], a[i]
+        for p in range(k):
+            x, u = ai[p], b[p]
+            for j in range(n):
+                ci[j] += x * u[j]
+        i += 1
+
+
+def _c_layout(x):
+    """Whether ``x`` is typed C-contiguous: known when compiling, so the row kernel is compiled only for
+    operands whose rows LLVM can vectorise over (a column block such as ``z[:, :2H]`` goes to BLAS)."""
+
+
+@overload(_c_layout, jit_options=dict(cache=True))
+def _c_layout_typed(x):
+    answer = isinstance(x, types.Array) and x.layout == "C"
+    return lambda x: answer
+
+
+@njit(**JIT)
 def gemm(a, b, c, beta):
     """``c = a @ b + beta * c`` in place; ``a : (m, k)``, ``b : (k, n)``, ``c : (m, n)``, one float dtype.
 
     Views are fine (transposes, row and column blocks) as long as each
-    operand has unit stride along one axis and ``c`` along its rows. A
-    product above ``SMALL_GEMM_MACS`` multiply-adds with a side under 256
-    runs as tiles of ``kernels.config.GEMM_TILE`` (m, n, k) while :func:`tiling` is on; where every
-    side is 256 or more, OpenBLAS's packed GEMM is as fast or faster, so it gets the whole.
+    operand has unit stride along one axis and ``c`` along its rows. With the
+    row kernel on (:func:`set_strategy`), a product of C-contiguous operands with
+    at most ``ROW_KERNEL_MAX_ROWS`` rows and at most ``ROW_KERNEL_MAX_WEIGHTS``
+    entries in ``b`` runs in :func:`_row_kernel`. A product above ``SMALL_GEMM_MACS``
+    multiply-adds with a side under 256 runs as tiles of
+    ``kernels.config.GEMM_TILE`` (m, n, k) while tiling is on; where every
+    side is 256 or more, OpenBLAS's packed GEMM is as fast or faster, so it
+    gets the whole.
     """
     m, k = a.shape
     n = b.shape[1]
-    if m * n * k <= SMALL_GEMM_MACS or min(m, n, k) >= 256 or not _tiling_on():
+    how = _strategy()
+    if _c_layout(a) and _c_layout(b) and _c_layout(c):
+        if (how & _ROWS) and m <= ROW_KERNEL_MAX_ROWS and k * n <= ROW_KERNEL_MAX_WEIGHTS:
+            _row_kernel(a, b, c, beta)
+            return
+    if m * n * k <= SMALL_GEMM_MACS or min(m, n, k) >= 256 or not (how & _TILES):
         _gemm_call(a, b, c, beta)
-        return
+    else:
+        _tiled_call(a, b, c, beta)
+
+
+@njit(**JIT)
+def _tiled_call(a, b, c, beta):
+    """:func:`_gemm_call` on tiles of ``GEMM_TILE`` (m, n, k)."""
+    m, k = a.shape
+    n = b.shape[1]
     tm, tn, tk = GEMM_TILE
     for i in range(0, m, tm):
         for j in range(0, n, tn):

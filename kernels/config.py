@@ -34,6 +34,12 @@ SMALL_GEMM_MACS = 1_000_000
 #: tile (m, n, k) of a larger product: 524k multiply-adds, within that limit; measured 98-114 GFLOP/s
 #: on one core for every skinny shape the kernels use (packed GEMM: 41-93)
 GEMM_TILE = (32, 128, 128)
+#: the row kernel (kernels/blas.py) takes products whose right operand (the weights) has at most this
+#: many entries: 256 kB in float32, so it stays in a core's L2 while every row block streams over it
+ROW_KERNEL_MAX_WEIGHTS = 1 << 16
+#: ... and at most this many rows (a batch of 32 on one thread, or split over two): with more rows
+#: OpenBLAS's packing pays for itself (128 rows: 28 ms vs 38-48 for the RNN at B = 256, H = 128)
+ROW_KERNEL_MAX_ROWS = 32
 
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from kernels import cells as _cells
 from kernels.cells import Layer
 from kernels.config import PARALLEL_MIN_MACS, cpu_threads, own_the_threads
-from kernels.cpu_common import even_bounds
+from kernels.cpu_common import aligned_copy, aligned_empty, aligned_zeros, even_bounds
 from kernels.errors import KernelInputError
 from kernels.model import ModelBase, train_tiny_models
 from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
@@ -35,12 +35,12 @@ class _Workspace:
 
     def __init__(self, spec, T: int, B: int, H: int, dtype, options: dict):
         self.shape = (T, B)
-        states = {s: np.empty((T, B, H), dtype) for s in spec.states}
-        initial = {s: np.zeros((B, H), dtype) for s in spec.states}
-        saved = {a: np.empty((T, B, w * H), dtype) for a, w in spec.saved_widths().items()}
+        states = {s: aligned_empty((T, B, H), dtype) for s in spec.states}
+        initial = {s: aligned_zeros((B, H), dtype) for s in spec.states}
+        saved = {a: aligned_empty((T, B, w * H), dtype) for a, w in spec.saved_widths().items()}
         self.fwd = Forward(cell=spec.name, states=states, initial=initial, saved=saved, options=options)
-        self.dh = np.zeros((T, B, H), dtype)
-        self.dinit = {s: np.empty((B, H), dtype) for s in spec.states}
+        self.dh = aligned_zeros((T, B, H), dtype)
+        self.dinit = {s: aligned_empty((B, H), dtype) for s in spec.states}
 
 
 def _threads(spec, B: int, H: int) -> int:
@@ -63,7 +63,7 @@ def _layer(W_ih, W_hh, b_ih, b_hh, options: dict, transposed: bool = True) -> La
     layout the forward products run fastest on, kernels/blas.py) and b = b_ih + b_hh."""
     layer = Layer(W_ih=W_ih, W_hh=W_hh, b_ih=b_ih, b_hh=b_hh, b=b_ih + b_hh, options=options)
     if transposed:
-        layer.W_ihT, layer.W_hhT = np.ascontiguousarray(W_ih.T), np.ascontiguousarray(W_hh.T)
+        layer.W_ihT, layer.W_hhT = aligned_copy(W_ih.T), aligned_copy(W_hh.T)
     return layer
 
 
@@ -180,6 +180,10 @@ class CpuModel(ModelBase):
         self._state = [np.zeros(size, self.dtype), np.zeros(size, self.dtype)]  # Adam m, v (SGD uses the first)
         self._updates = 0
         self._ws: _Workspace | None = None
+
+    def _place(self, flat: np.ndarray) -> np.ndarray:
+        """The parameters in one aligned buffer (W_hh's rows then start on vector boundaries)."""
+        return aligned_copy(flat)
 
     def _workspace(self, T: int, B: int) -> _Workspace:
         if self._ws is None or self._ws.shape != (T, B):

@@ -1,14 +1,16 @@
 """How this machine runs the kernels' matrix products fastest, measured once and remembered.
 
-Large skinny products (kernels/blas.py) run either as ``GEMM_TILE`` tiles or as one BLAS call; which
-is faster depends on the BLAS build, not on our code (Zen 4 with OpenBLAS's AVX-512 kernels: tiles
-twice as fast; Zen 3 with its Haswell kernels: one call 0-27% faster). :func:`tune_products` times
-both on the products the kernels run (one thread, best of a few repeats, ~0.2 s) and keeps the
-faster, cached per machine — CPU model, the ISA Numba compiles for, OpenBLAS's version and core
-type — in ``gemm-tuning.json`` under the user's cache folder (``LSTM_EXPLORER_CACHE_DIR``, else
-``$XDG_CACHE_HOME/lstm-explorer``, else ``~/.cache/lstm-explorer``). ``LSTM_EXPLORER_GEMM_TILING=0|1``
-forces a choice (no measurement). The choice changes the order of the sums only: results agree to
-float32 rounding either way.
+Which way a product runs fastest depends on the BLAS build, not on our code. Large skinny products
+run as ``GEMM_TILE`` tiles or as one call (Zen 4 with OpenBLAS's AVX-512 kernels: tiles twice as
+fast; Zen 3 with its Haswell kernels: one call 0-27% faster); products on small weights (at most
+``ROW_KERNEL_MAX_WEIGHTS``, the recurrent products up to H = 128) run in our row kernel or in
+OpenBLAS (Zen 3, 16 rows: 57-62 vs 35 GFLOP/s). :func:`tune_products` times each choice on the
+products the kernels run (one thread, best of a few repeats, ~0.3 s), keeps the faster and caches it
+per machine — CPU model, the ISA Numba compiles for, OpenBLAS's version and core type — in
+``gemm-tuning.json`` under the user's cache folder (``LSTM_EXPLORER_CACHE_DIR``, else
+``$XDG_CACHE_HOME/lstm-explorer``, else ``~/.cache/lstm-explorer``). ``LSTM_EXPLORER_GEMM`` set to
+``blas``, ``tiles``, ``rows`` or ``tiles+rows`` forces a choice (no measurement). The choice changes
+the order of the sums only: results agree to float32 rounding either way.
 """
 from __future__ import annotations
 
@@ -21,50 +23,58 @@ import time
 import numpy as np
 from numba import njit
 
-from kernels.blas import _gemm_call, gemm, set_tiling
+from kernels.blas import _gemm_call, _row_kernel, _tiled_call, set_strategy
 from kernels.config import JIT
+from kernels.cpu_common import aligned_empty
 
-#: (m, k, n) of the products timed: the recurrent products h·W_hhᵀ and ∂z·W_hh of the LSTM and GRU
-#: at the benchmark grid's sizes, per thread (16-64 rows)
-CALIBRATION_SHAPES = ((16, 128, 512), (32, 128, 512), (32, 512, 128), (32, 512, 2048), (64, 512, 2048),
-                      (32, 2048, 512))
+#: (m, k, n) of the large products timed tiled and as one call: the recurrent products h·W_hhᵀ and
+#: ∂z·W_hh of the LSTM and GRU at the benchmark grid's large sizes, per thread
+TILE_SHAPES = ((32, 512, 2048), (64, 512, 2048), (32, 2048, 512), (64, 2048, 512))
+#: (m, k, n) of the small-weight products timed in the row kernel and in OpenBLAS (H = 32 to 128, 16
+#: and 32 rows: a batch of 32 split over two threads, or one)
+ROW_SHAPES = ((16, 32, 128), (16, 64, 256), (16, 128, 512), (16, 512, 128), (32, 128, 512), (32, 512, 128))
 CACHE_FILE = "gemm-tuning.json"
-ENV_FORCE = "LSTM_EXPLORER_GEMM_TILING"
+ENV_FORCE = "LSTM_EXPLORER_GEMM"
+_FORCED = {"blas": (False, False), "tiles": (True, False), "rows": (False, True), "tiles+rows": (True, True)}
+_TIMES = ("tiled_ms", "whole_ms", "rows_ms", "blas_ms")
+
+ONE_CALL, TILES, ROWS = 0, 1, 2
 
 
 @njit(**JIT)
-def repeat_gemm(a, b, c, times, tiled):
-    """``c = a @ b`` ``times`` times: through :func:`kernels.blas.gemm` (tiled while the switch is on) or
-    as one BLAS call (``tiled`` False). For timing."""
+def repeat_gemm(a, b, c, times, how):
+    """``c = a @ b`` ``times`` times, ``how``: ONE_CALL (OpenBLAS), TILES (GEMM_TILE tiles) or ROWS (the
+    row kernel). For timing."""
     for _ in range(times):
-        if tiled:
-            gemm(a, b, c, 0.0)
+        if how == 1:
+            _tiled_call(a, b, c, 0.0)
+        elif how == 2:
+            _row_kernel(a, b, c, 0.0)
         else:
             _gemm_call(a, b, c, 0.0)
 
 
-def _seconds(a, b, c, tiled: bool, repeats: int = 5, times: int = 4) -> float:
-    repeat_gemm(a, b, c, 1, tiled)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        repeat_gemm(a, b, c, times, tiled)
-        best = min(best, time.perf_counter() - t)
-    return best / times
-
-
-def measure(shapes=CALIBRATION_SHAPES) -> dict:
-    """Seconds per product, summed over ``shapes``, tiled and as one call (this thread, tiling as it is)."""
-    set_tiling(True)            # gemm tiles only while the switch is on
+def _ms(shapes, how: int, repeats: int = 5, times: int = 4) -> float:
+    """Milliseconds per product, summed over ``shapes`` (aligned operands, best of ``repeats``)."""
     rng = np.random.default_rng(0)
-    tiled = whole = 0.0
+    total = 0.0
     for m, k, n in shapes:
-        a = rng.standard_normal((m, k)).astype(np.float32)
-        b = rng.standard_normal((k, n)).astype(np.float32)
-        c = np.empty((m, n), np.float32)
-        tiled += _seconds(a, b, c, True)
-        whole += _seconds(a, b, c, False)
-    return {"tiled_ms": 1000 * tiled, "whole_ms": 1000 * whole}
+        a, b, c = aligned_empty((m, k), np.float32), aligned_empty((k, n), np.float32), aligned_empty((m, n), np.float32)
+        a[:], b[:] = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+        repeat_gemm(a, b, c, 1, how)
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            repeat_gemm(a, b, c, times, how)
+            best = min(best, time.perf_counter() - t)
+        total += best / times
+    return 1000 * total
+
+
+def measure() -> dict:
+    """Milliseconds per product of each strategy on its shapes (this thread)."""
+    return {"tiled_ms": _ms(TILE_SHAPES, TILES), "whole_ms": _ms(TILE_SHAPES, ONE_CALL),
+            "rows_ms": _ms(ROW_SHAPES, ROWS), "blas_ms": _ms(ROW_SHAPES, ONE_CALL)}
 
 
 def machine_key() -> str:
@@ -93,6 +103,11 @@ def _read_cache(path: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def _valid(entry) -> bool:
+    return (isinstance(entry, dict) and all(isinstance(entry.get(k), bool) for k in ("tiling", "rows"))
+            and all(isinstance(entry.get(k), (int, float)) for k in _TIMES))
+
+
 def _write_cache(path: str, data: dict) -> None:
     """Write atomically (a concurrent reader sees the old file or the new); a folder we may not write
     to only means measuring again next time."""
@@ -108,25 +123,27 @@ def _write_cache(path: str, data: dict) -> None:
 
 @functools.cache
 def tune_products() -> dict:
-    """Set kernels/blas.py's tiling switch for this machine, once per process; returns the choice:
-    ``{"tiling": bool, "source": "env" | "cache" | "measured", "tiled_ms", "whole_ms", "key"}``."""
-    forced = os.environ.get(ENV_FORCE, "").strip()
-    if forced in ("0", "1"):
-        choice = {"tiling": forced == "1", "source": "env", "tiled_ms": None, "whole_ms": None, "key": None}
+    """Set kernels/blas.py's strategy for this machine, once per process; returns the choice:
+    ``{"tiling": bool, "rows": bool, "source": "env" | "cache" | "measured", "key"}`` and the four
+    timings of :func:`measure` (None when forced)."""
+    forced = os.environ.get(ENV_FORCE, "").strip().lower()
+    if forced in _FORCED:
+        tiles, rows = _FORCED[forced]
+        choice = dict(dict.fromkeys(_TIMES), tiling=tiles, rows=rows, source="env", key=None)
     else:
         key, path = machine_key(), cache_path()
         cached = _read_cache(path).get(key)
-        if (isinstance(cached, dict) and isinstance(cached.get("tiling"), bool)
-                and all(isinstance(cached.get(k), (int, float)) for k in ("tiled_ms", "whole_ms"))):
+        if _valid(cached):
             choice = dict(cached, source="cache", key=key)
         else:
             times = measure()
-            choice = dict(times, tiling=times["tiled_ms"] < times["whole_ms"], source="measured", key=key)
+            choice = dict(times, tiling=times["tiled_ms"] < times["whole_ms"], rows=times["rows_ms"] < times["blas_ms"],
+                          source="measured", key=key)
             data = _read_cache(path)
-            if isinstance(data.get(key), dict) and isinstance(data[key].get("tiling"), bool):
+            if _valid(data.get(key)):
                 choice = dict(data[key], source="cache", key=key)   # another process measured it meanwhile
             else:
-                data[key] = {k: choice[k] for k in ("tiling", "tiled_ms", "whole_ms")}
+                data[key] = {k: choice[k] for k in ("tiling", "rows", *_TIMES)}
                 _write_cache(path, data)
-    set_tiling(choice["tiling"])
+    set_strategy(choice["tiling"], choice["rows"])
     return choice

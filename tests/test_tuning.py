@@ -1,4 +1,4 @@
-"""The products' strategy is measured once per machine and remembered; either strategy gives the same
+"""The products' strategy is measured once per machine and remembered; every strategy gives the same
 products (kernels/tuning.py, kernels/blas.py)."""
 from __future__ import annotations
 
@@ -8,62 +8,106 @@ import numpy as np
 import pytest
 
 from kernels import tuning
-from kernels.blas import gemm, set_tiling, tiling
+from kernels.blas import gemm, set_strategy, strategy
+from kernels.cpu_common import aligned_empty
 
 
 @pytest.fixture
 def fresh(monkeypatch, tmp_path):
     """tune_products as in a new process, its cache in tmp_path; the switch restored afterwards."""
-    was = tiling()
+    was = strategy()
     monkeypatch.setenv("LSTM_EXPLORER_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv(tuning.ENV_FORCE, raising=False)
     tuning.tune_products.cache_clear()
     yield tmp_path / tuning.CACHE_FILE
     tuning.tune_products.cache_clear()
-    set_tiling(was)
+    set_strategy(*was)
 
 
-@pytest.mark.parametrize("on", [True, False])
-def test_tiled_and_whole_products_agree_with_numpy(on):
+def _operands(m, k, n, dtype, rng, transposed_b=False, aligned=True):
+    make = aligned_empty if aligned else (lambda shape, dt: np.empty(shape, dt))
+    a = make((m, k), dtype)
+    a[:] = rng.standard_normal((m, k))
+    if transposed_b:
+        b = rng.standard_normal((n, k)).astype(dtype).T           # a transposed view, as the backward passes
+    else:
+        b = make((k, n), dtype)
+        b[:] = rng.standard_normal((k, n))
+    c = make((m, n), dtype)
+    c[:] = rng.standard_normal((m, n))
+    return a, b, c
+
+
+@pytest.mark.parametrize("tiles, rows", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("m, k, n, transposed_b", [
+    (40, 700, 300, True),      # above the tiling size: tiles or one call
+    (16, 128, 512, False),     # a recurrent product of 16 rows: the row kernel's
+    (7, 33, 65, False),        # odd sizes: the row kernel's tails (3 rows, one k left over)
+    (32, 2, 512, False),       # the input projection (I = 2)
+])
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-4), (np.float64, 1e-12)])
+def test_every_strategy_computes_the_same_product(tiles, rows, m, k, n, transposed_b, dtype, tol):
     rng = np.random.default_rng(1)
-    a = rng.standard_normal((40, 700)).astype(np.float32)       # 40·700·300 multiply-adds: above the tiling size
-    b = rng.standard_normal((300, 700)).astype(np.float32).T    # a transposed view, as the kernels pass
-    c = rng.standard_normal((40, 300)).astype(np.float32)
-    want = a.astype(np.float64) @ b.astype(np.float64) + 0.5 * c
-    was = tiling()
+    a, b, c = _operands(m, k, n, dtype, rng, transposed_b)
+    for beta in (0.0, 1.0, 0.5):
+        want = a.astype(np.float64) @ b.astype(np.float64) + (beta * c if beta else 0.0)
+        got = c.copy()
+        was = strategy()
+        try:
+            set_strategy(tiles, rows)
+            gemm(a, b, got, beta)
+        finally:
+            set_strategy(*was)
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10 * np.sqrt(k))
+
+
+def test_column_blocks_and_unaligned_rows_are_right_too():
+    """A column block (the GRU's z[:, :2H]) and rows off the 64-byte grid: BLAS or the row kernel, the same."""
+    rng = np.random.default_rng(2)
+    a, b, c = _operands(16, 64, 256, np.float32, rng, aligned=False)
+    wide = rng.standard_normal((16, 384)).astype(np.float32)
+    block = wide[:, :256]
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    was = strategy()
     try:
-        set_tiling(on)
-        gemm(a, b, c, 0.5)
+        set_strategy(False, True)
+        gemm(a, b, block, 0.0)
+        gemm(a[1:], b, c[1:], 0.0)
     finally:
-        set_tiling(was)
-    np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-3)
+        set_strategy(*was)
+    np.testing.assert_allclose(block, want, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(c[1:], want[1:], rtol=1e-4, atol=1e-3)
 
 
 def test_the_choice_is_measured_once_then_read_from_the_cache(fresh):
     first = tuning.tune_products()
-    assert first["source"] == "measured" and first["tiled_ms"] > 0 and first["whole_ms"] > 0
-    assert first["tiling"] == (first["tiled_ms"] < first["whole_ms"]) == tiling()
-    stored = json.loads(fresh.read_text())
-    assert stored[tuning.machine_key()]["tiling"] == first["tiling"]
+    assert first["source"] == "measured" and all(first[k] > 0 for k in ("tiled_ms", "whole_ms", "rows_ms", "blas_ms"))
+    assert first["tiling"] == (first["tiled_ms"] < first["whole_ms"])
+    assert first["rows"] == (first["rows_ms"] < first["blas_ms"])
+    assert strategy() == (first["tiling"], first["rows"])
+    stored = json.loads(fresh.read_text())[tuning.machine_key()]
+    assert (stored["tiling"], stored["rows"]) == (first["tiling"], first["rows"])
     tuning.tune_products.cache_clear()                          # the next process
     again = tuning.tune_products()
-    assert again["source"] == "cache" and again["tiling"] == first["tiling"]
+    assert again["source"] == "cache" and (again["tiling"], again["rows"]) == (first["tiling"], first["rows"])
 
 
-@pytest.mark.parametrize("forced", ["0", "1"])
-def test_the_environment_forces_the_choice_without_measuring(fresh, monkeypatch, forced):
+@pytest.mark.parametrize("forced, want", [("blas", (False, False)), ("tiles", (True, False)), ("rows", (False, True)),
+                                          ("tiles+rows", (True, True))])
+def test_the_environment_forces_the_choice_without_measuring(fresh, monkeypatch, forced, want):
     monkeypatch.setenv(tuning.ENV_FORCE, forced)
     choice = tuning.tune_products()
-    assert choice["source"] == "env" and choice["tiling"] is (forced == "1") and tiling() is (forced == "1")
+    assert choice["source"] == "env" and (choice["tiling"], choice["rows"]) == want == strategy()
     assert not fresh.exists()
 
 
-@pytest.mark.parametrize("damage", [b"", b"{not json", b"[1, 2]", b'{"KEY": {"tiling": "yes"}}'])
-def test_a_damaged_cache_is_measured_again_and_rewritten(fresh, damage):
+@pytest.mark.parametrize("damage", [b"", b"{not json", b"[1, 2]", b'{"KEY": {"tiling": "yes"}}',
+                                    b'{"KEY": {"tiling": true, "tiled_ms": 1, "whole_ms": 2}}'])   # an older file
+def test_a_damaged_or_older_cache_is_measured_again_and_rewritten(fresh, damage):
     fresh.write_bytes(damage.replace(b"KEY", tuning.machine_key().encode()))
     choice = tuning.tune_products()
     assert choice["source"] == "measured"
-    assert isinstance(json.loads(fresh.read_text())[tuning.machine_key()]["tiling"], bool)
+    assert isinstance(json.loads(fresh.read_text())[tuning.machine_key()]["rows"], bool)
 
 
 def test_a_cache_folder_that_cannot_be_written_only_means_measuring(fresh, monkeypatch, tmp_path):
