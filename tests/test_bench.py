@@ -134,8 +134,10 @@ def test_a_memory_measurement_that_cannot_fit_is_a_one_line_error(capsys):
 
 
 def test_training_keeps_little_beyond_the_activations_bptt_needs():
-    """The target is at most 2x the activations (the README's figure is T=1000, B=32, H=128). Here,
-    where fixed costs weigh more, training measures ~1.1x; one more (T, B, 4H) buffer would make ~2x."""
-    result = training_memory("lstm", 400, 16, 64, steps=2)
-    assert result["activations_mb"] == activation_bytes("lstm", 400, 16, 64) / 2 ** 20
-    assert 0.9 < result["ratio"] < 1.6, result
+    """The target is at most 2x the activations (the README's figure is T=1000, B=32, H=128). Here
+    (23 MB of activations) training measures ~1.3x, whether Numba's cache was cold or warm; one more
+    (T, B, 4H) buffer would add 0.67. At T = 400 the malloc arena left by compiling moved the ratio
+    by 0.4 between a cold and a warm cache, too close to any bound."""
+    result = training_memory("lstm", 1000, 16, 64, steps=2)
+    assert result["activations_mb"] == activation_bytes("lstm", 1000, 16, 64) / 2 ** 20
+    assert 0.9 < result["ratio"] < 1.7, result
