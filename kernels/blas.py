@@ -178,15 +178,25 @@ def _row_kernel(a, b, c, beta):
         i += 1
 
 
-def _c_layout(x):
-    """Whether ``x`` is typed C-contiguous: known when compiling, so the row kernel is compiled only for
-    operands whose rows LLVM can vectorise over (a column block such as ``z[:, :2H]`` goes to BLAS)."""
+def _by_row_kernel(a, b, c, beta, how):
+    """Run ``c = a @ b + beta * c`` in :func:`_row_kernel` if the switch ``how`` and the sizes allow;
+    returns whether it did. Only operands typed C-contiguous get the row kernel compiled in (decided
+    when compiling: a column block such as the GRU's ``z[:, :2H]`` always goes to BLAS, and the many
+    layouts ``gemm`` is compiled for do not each compile the row kernel)."""
 
 
-@overload(_c_layout, jit_options=dict(cache=True))
-def _c_layout_typed(x):
-    answer = isinstance(x, types.Array) and x.layout == "C"
-    return lambda x: answer
+@overload(_by_row_kernel, jit_options=dict(cache=True))
+def _by_row_kernel_typed(a, b, c, beta, how):
+    if not all(isinstance(x, types.Array) and x.layout == "C" for x in (a, b, c)):
+        return lambda a, b, c, beta, how: False
+
+    def impl(a, b, c, beta, how):
+        m, k = a.shape
+        if (how & _ROWS) and m <= ROW_KERNEL_MAX_ROWS and k * b.shape[1] <= ROW_KERNEL_MAX_WEIGHTS:
+            _row_kernel(a, b, c, beta)
+            return True
+        return False
+    return impl
 
 
 @njit(**JIT)
@@ -206,10 +216,8 @@ def gemm(a, b, c, beta):
     m, k = a.shape
     n = b.shape[1]
     how = _strategy()
-    if _c_layout(a) and _c_layout(b) and _c_layout(c):
-        if (how & _ROWS) and m <= ROW_KERNEL_MAX_ROWS and k * n <= ROW_KERNEL_MAX_WEIGHTS:
-            _row_kernel(a, b, c, beta)
-            return
+    if _by_row_kernel(a, b, c, beta, how):
+        return
     if m * n * k <= SMALL_GEMM_MACS or min(m, n, k) >= 256 or not (how & _TILES):
         _gemm_call(a, b, c, beta)
     else:

@@ -66,6 +66,12 @@ def _wait_for_steps(path, n, proc, timeout=120):
         time.sleep(0.1)
 
 
+#: long enough that a signal sent once the file holds a checkpoint of step 30-40 arrives mid-run on a busy
+#: machine (checkpointing every step, the tiny model trains ~130 steps/s here; at 200 steps a CI run once
+#: finished before its Ctrl-C arrived)
+STEPS = 600
+
+
 def _uninterrupted(tmp_path, steps: int):
     whole = tmp_path / "whole.h5"
     proc = _train(["--steps", str(steps)], whole)
@@ -75,21 +81,21 @@ def _uninterrupted(tmp_path, steps: int):
 
 @pytest.mark.slow
 def test_a_run_killed_with_kill_9_resumes_and_matches_an_uninterrupted_run(tmp_path):
-    whole = _uninterrupted(tmp_path, 300)
+    whole = _uninterrupted(tmp_path, STEPS)
     killed = tmp_path / "killed.h5"
-    proc = _train(["--steps", "300"], killed)
+    proc = _train(["--steps", str(STEPS)], killed)
     _wait_for_steps(killed, 40, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with open_session(killed) as s:
         assert {r.status for r in s.runs} == {"interrupted"}
         at = s.checkpoint["step"]
-        assert 40 <= at < 300
+        assert 40 <= at < STEPS
     r = _resume(killed)
     assert r.returncode == 0, r.stderr
-    assert f"resuming {killed} after step {at:,} of 300" in r.stderr
+    assert f"resuming {killed} after step {at:,} of {STEPS:,}" in r.stderr
     assert [line.split()[:3] for line in r.stdout.splitlines() if line.split()[:1] in (["rnn"], ["lstm"])] == \
-        [["rnn", "completed", "300"], ["lstm", "completed", "300"]]          # the summary covers the whole run
+        [["rnn", "completed", str(STEPS)], ["lstm", "completed", str(STEPS)]]          # the summary covers the whole run
     _same_runs(killed, whole)
     # and a finished file has nothing left to resume
     again = _resume(killed)
@@ -98,9 +104,9 @@ def test_a_run_killed_with_kill_9_resumes_and_matches_an_uninterrupted_run(tmp_p
 
 @pytest.mark.slow
 def test_a_stopped_run_resumes_from_its_last_checkpoint(tmp_path):
-    whole = _uninterrupted(tmp_path, 200)
+    whole = _uninterrupted(tmp_path, STEPS)
     stopped = tmp_path / "stopped.h5"
-    proc = _train(["--steps", "200"], stopped, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = _train(["--steps", str(STEPS)], stopped, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for_steps(stopped, 30, proc)
     proc.send_signal(signal.SIGINT)          # Ctrl-C: the runs end "stopped", the file is closed
     assert proc.wait(timeout=120) == 130
