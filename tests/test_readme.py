@@ -11,7 +11,8 @@ The shrink rule (the only changes made to a line):
 - sizes become tiny: --steps, --cap at most 30; --seq-len at most 12; --seq-lens at most two
   values, each at most 12; --seeds 1; --hidden, --batch at most 8; --test-size at most 64;
   --probes at most 3, --repeats 1;
-- `bench` times one tiny config (--grid 8x4x8 --seconds 0.05);
+- `bench` times one tiny config (--grid 8x4x8 --seconds 0.05) of ours alone (--no-torch --no-jax:
+  tests/test_bench.py runs the peers; here they cost 10 s a line in start-up);
 - window commands (`replay`, or no subcommand) run offscreen and close after drawing
   (--screenshot into the scratch folder);
 - absolute paths move into the scratch folder; --scheduler points at a test Dask cluster.
@@ -179,6 +180,7 @@ def shrink(line: str, scratch: Path, scheduler: str | None, shot: int) -> tuple[
             out += ["--grid", "8x4x8"]
         if "--memory" not in out:
             out += ["--seconds", "0.05"]
+            out += [flag for flag in ("--no-torch", "--no-jax") if flag not in out]
     if sub in WINDOW_COMMANDS or sub is None:
         if sub is None:
             out.append("replay")
