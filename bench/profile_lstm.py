@@ -27,7 +27,7 @@ from numba import njit
 from kernels import config
 from kernels.blas import _gemm_call
 from kernels.cpu_lstm import _cell_backward, _cell_forward, backward_rows, forward_rows
-from kernels.tuning import repeat_gemm
+from kernels.tuning import ONE_CALL, TILES, repeat_gemm
 
 
 @njit(cache=False, nogil=True)
@@ -110,14 +110,14 @@ def profile(T, B, H, repeats):
     for n in (B, B // 2):
         hp = rng.standard_normal((n, H)).astype(f32) * 0.1
         z = np.zeros((n, G), f32)
-        tiled = best(lambda: repeat_gemm(hp, W_hhT, z, T, True), repeats)
-        whole = best(lambda: repeat_gemm(hp, W_hhT, z, T, False), repeats)
+        tiled = best(lambda: repeat_gemm(hp, W_hhT, z, T, TILES), repeats)
+        whole = best(lambda: repeat_gemm(hp, W_hhT, z, T, ONE_CALL), repeats)
         macs = T * n * H * G
         print(f"  h({n}x{H})·W_hhT({H}x{G}) x{T}: kernels' gemm {tiled * 1e3:7.2f} ms "
               f"{gflops(macs, tiled):5.1f} GFLOP/s; one OpenBLAS call {whole * 1e3:7.2f} ms {gflops(macs, whole):5.1f}")
         dz = rng.standard_normal((n, G)).astype(f32) * 0.1
         dhn = np.zeros((n, H), f32)
-        back = best(lambda: repeat_gemm(dz, W_hh, dhn, T, True), repeats)
+        back = best(lambda: repeat_gemm(dz, W_hh, dhn, T, TILES), repeats)
         print(f"  dz({n}x{G})·W_hh({G}x{H}) x{T}: {back * 1e3:7.2f} ms {gflops(macs, back):5.1f} GFLOP/s")
         zz = rng.standard_normal((n, G)).astype(f32)
         cp, cc, hh = np.zeros((n, H), f32), np.zeros((n, H), f32), np.zeros((n, H), f32)
@@ -133,7 +133,7 @@ def profile(T, B, H, repeats):
         hpn = rng.standard_normal((rows_p, H)).astype(f32)
         acc = np.zeros((G, H), f32)
         flushes = max(1, T * n // rows_p)
-        pan = best(lambda: repeat_gemm(dzp.T, hpn, acc, flushes, True), repeats)
+        pan = best(lambda: repeat_gemm(dzp.T, hpn, acc, flushes, TILES), repeats)
         print(f"  panels dzᵀ({G}x{rows_p})·h({rows_p}x{H}) x{flushes}: {pan * 1e3:7.2f} ms "
               f"{gflops(flushes * rows_p * G * H, pan):5.1f} GFLOP/s")
     # tile shapes for the recurrent product, B/2 and B rows

@@ -46,9 +46,9 @@ def repeat_gemm(a, b, c, times, how):
     """``c = a @ b`` ``times`` times, ``how``: ONE_CALL (OpenBLAS), TILES (GEMM_TILE tiles) or ROWS (the
     row kernel). For timing."""
     for _ in range(times):
-        if how == 1:
+        if how == TILES:
             _tiled_call(a, b, c, 0.0)
-        elif how == 2:
+        elif how == ROWS:
             _row_kernel(a, b, c, 0.0)
         else:
             _gemm_call(a, b, c, 0.0)
