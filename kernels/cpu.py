@@ -157,11 +157,9 @@ class CpuBackend:
 
 
 def _layer_arrays(params: dict, dtype):
-    W_ih = np.ascontiguousarray(params["weight_ih"], dtype=dtype)
-    W_hh = np.ascontiguousarray(params["weight_hh"], dtype=dtype)
-    b_ih = np.ascontiguousarray(params["bias_ih"], dtype=dtype)
-    b_hh = np.ascontiguousarray(params["bias_hh"], dtype=dtype)
-    return W_ih, W_hh, b_ih, b_hh
+    """W_ih, W_hh, b_ih, b_hh in ``dtype``, aligned copies (as a model's own parameters are)."""
+    keys = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    return tuple(aligned_copy(np.asarray(params[k], dtype=dtype)) for k in keys)
 
 
 class CpuModel(ModelBase):
