@@ -58,11 +58,17 @@ class Preset:
     clip: float = 1.0
     test_size: int = 2560
 
-    def settings(self) -> dict:
-        """The overridable settings as the flags name them."""
-        return dict(cells=",".join(self.cells), seq_lens=",".join(map(str, self.seq_lens)), seeds=self.seeds,
-                    hidden=self.hidden, batch=self.batch, lr=self.lr, init=self.init, cap=self.cap,
-                    optimizer=self.optimizer, clip=self.clip, test_size=self.test_size)
+    def overridden(self, plan) -> list[str]:
+        """The flags whose values in ``plan`` (a :func:`build_plan` result) differ from this preset's."""
+        from explorer.sweep import parse_inits
+
+        b = plan.base
+        mine = dict(cells=self.cells, seq_lens=self.seq_lens, seeds=self.seeds, hidden=self.hidden, batch=self.batch,
+                    lr=self.lr, init=parse_inits(self.init), cap=self.cap, test_size=self.test_size)
+        used = dict(cells=tuple(plan.cells), seq_lens=tuple(plan.seq_lens), seeds=plan.seeds, hidden=b.hidden,
+                    batch=b.batch, lr=b.lr, init=tuple(plan.vary.get("init", (b.init,))), cap=b.steps,
+                    test_size=b.test_size)
+        return [name.replace("_", "-") for name in mine if mine[name] != used[name]]
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (

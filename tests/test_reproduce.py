@@ -24,6 +24,10 @@ def test_flags_override_the_preset(tmp_path):
     b = plan.base
     assert (plan.cells, plan.seq_lens, plan.seeds) == (("lstm",), (20,), 2)
     assert (b.hidden, b.batch, b.lr, b.init, b.steps, b.test_size) == (16, 4, 3e-3, "default+forget-bias:1", 50, 10)
+    assert PRESETS["hs97-adding"].overridden(plan) == ["cells", "seq-lens", "seeds", "hidden", "batch", "lr", "init",
+                                                       "cap", "test-size"]
+    p = PRESETS["arjovsky-copy"]
+    assert p.overridden(build_plan(p, str(tmp_path), init="default;chrono", hidden=p.hidden)) == []
 
 
 def _row(cell, T, seed, solved, seq, wrong, **kw):
@@ -62,6 +66,8 @@ def test_reproduce_end_to_end_tiny(tmp_path, capsys):
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "reproduce hs97-temporal" in captured.err and "at most 600 steps (4,800 sequences)" in captured.err
+    assert "(the preset's; overridden here: --cells, --seq-lens, --seeds, --hidden, --batch, --cap, --test-size)" \
+        in captured.err      # its reasons name H=64: the run says which settings are not the preset's
     assert "paper seq." in captured.out and "lstm: adam lr 0.01, H=8, batch 8" in captured.out   # no paper row at T=12
     with open(out / "reproduce.csv") as fh:
         rows = list(csv.DictReader(fh))

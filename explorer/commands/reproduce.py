@@ -60,7 +60,9 @@ def print_preset(preset, plan, out=None) -> None:
           f"init {' | '.join(inits)}", file=out)
     print(f"  budget:   until solved, at most {b.steps:,} steps ({b.steps * b.batch:,} sequences) per run; "
           f"test set {b.test_size:,} sequences", file=out)
-    print(f"  why:      {preset.why}", file=out)
+    changed = preset.overridden(plan)
+    note = f" (the preset's; overridden here: {', '.join('--' + name for name in changed)})" if changed else ""
+    print(f"  why:      {preset.why}{note}", file=out)
 
 
 def run(args: argparse.Namespace) -> int:
