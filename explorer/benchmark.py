@@ -95,11 +95,12 @@ def jax_available() -> bool:
 
 def _products() -> dict:
     """How our kernels run their products here (kernels/tuning.py): tiles or one BLAS call for large
-    skinny ones, the row kernel or BLAS for small-weight ones, and why."""
+    skinny ones, the row kernel or BLAS for small-weight ones, the recurrent ones on packed weights or
+    not, and why."""
     from kernels.tuning import ENV_FORCE, tune_products
 
     choice = tune_products()
-    keep = ("tiling", "rows", "tiled_ms", "whole_ms", "rows_ms", "blas_ms")
+    keep = ("tiling", "rows", "packed", "tiled_ms", "whole_ms", "rows_ms", "blas_ms", "packed_ms")
     return dict({k: choice[k] for k in keep}, source=choice["source"] if choice["source"] != "env" else ENV_FORCE)
 
 
@@ -559,10 +560,13 @@ def machine_lines(info: dict) -> list[str]:
     if products:
         large = "GEMM_TILE tiles" if products["tiling"] else "one BLAS call"
         small = "the row kernel" if products["rows"] else "BLAS"
+        packed = "on W_hh packed for our microkernel" if products["packed"] else "on W_hh as it is"
         why = (f"set by {products['source']}" if products["tiled_ms"] is None else
                f"{products['source']}: tiles {products['tiled_ms']:.2f} vs one call {products['whole_ms']:.2f} ms, "
-               f"row kernel {products['rows_ms']:.3f} vs BLAS {products['blas_ms']:.3f} ms")
-        lines.append(f"products large skinny ones as {large}, small-weight ones in {small} ({why})")
+               f"row kernel {products['rows_ms']:.3f} vs BLAS {products['blas_ms']:.3f} ms, "
+               f"packed {products['packed_ms']:.2f} ms for both sets")
+        lines.append(f"products recurrent ones {packed}; otherwise large skinny ones as {large}, small-weight ones "
+                     f"in {small} ({why})")
     if info.get("overrides"):
         lines.append("overrides " + ", ".join(f"{k}={v if len(v) < 40 else v[:37] + '…'}"
                                               for k, v in info["overrides"].items()))

@@ -22,6 +22,10 @@ compiled kernels read the switch at each call.
 The call goes to Numba's own C helper ``numba_xxgemm`` (Fortran ``?gemm`` from
 SciPy's BLAS) by symbol name, so ``cache=True`` keeps working; the switch is a
 C global found by symbol name the same way.
+
+The recurrent products (against W_hh at every step) go through :func:`product`, which also takes
+the weights packed once per step (kernels/packed.py: a 3-D array) and then runs our microkernel
+instead; whether the CPU backend packs them is the third part of the strategy (:func:`packing`).
 """
 import ctypes
 
@@ -32,22 +36,31 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from kernels.config import GEMM_TILE, JIT, ROW_KERNEL_MAX_ROWS, ROW_KERNEL_MAX_WEIGHTS, SMALL_GEMM_MACS
+from kernels.packed import STRIP, packed_gemm
 
 _SWITCH_SYMBOL = "lstm_explorer_gemm_strategy"
 _TILES, _ROWS = 1, 2      # the switch's bits
 _switch = ctypes.c_int32(_TILES)
 ll.add_symbol(_SWITCH_SYMBOL, ctypes.addressof(_switch))
+_packing = [False]
 
 
-def set_strategy(tiles: bool, rows: bool) -> None:
+def set_strategy(tiles: bool, rows: bool, packed: bool = False) -> None:
     """From now on: large skinny products as ``GEMM_TILE`` tiles (``tiles``) or one BLAS call; products
-    whose right operand has at most ``ROW_KERNEL_MAX_WEIGHTS`` entries by :func:`_row_kernel` (``rows``)."""
+    whose right operand has at most ``ROW_KERNEL_MAX_WEIGHTS`` entries by :func:`_row_kernel` (``rows``);
+    the CPU backend packs W_hh for the recurrent products (``packed``, :func:`packing`)."""
     _switch.value = (_TILES if tiles else 0) | (_ROWS if rows else 0)
+    _packing[0] = bool(packed)
 
 
-def strategy() -> tuple[bool, bool]:
-    """``(tiles, rows)`` as set by :func:`set_strategy`."""
-    return bool(_switch.value & _TILES), bool(_switch.value & _ROWS)
+def strategy() -> tuple[bool, bool, bool]:
+    """``(tiles, rows, packed)`` as set by :func:`set_strategy`."""
+    return bool(_switch.value & _TILES), bool(_switch.value & _ROWS), _packing[0]
+
+
+def packing() -> bool:
+    """Whether the recurrent products run on packed weights (float32, H a multiple of 16; kernels/packed.py)."""
+    return _packing[0]
 
 
 @intrinsic
@@ -235,3 +248,28 @@ def _tiled_call(a, b, c, beta):
             for p in range(0, k, tk):
                 _gemm_call(a[i:i + tm, p:p + tk], b[p:p + tk, j:j + tn], c[i:i + tm, j:j + tn],
                            beta if p == 0 else 1.0)
+
+
+def product(a, w, c, beta):
+    """``c = a @ w + beta * c`` for a recurrent product: ``w`` a 2-D weight matrix (:func:`gemm`) or the
+    same packed by :func:`kernels.packed.pack` (a 3-D array, decided when compiling: our microkernel)."""
+
+
+@overload(product, jit_options=dict(cache=True))
+def _product_typed(a, w, c, beta):
+    if isinstance(w, types.Array) and w.ndim == 3:
+        if w.dtype != types.float32:
+            raise TypeError("packed weights are float32 only")
+        return lambda a, w, c, beta: packed_gemm(a, w, c, beta)
+    return lambda a, w, c, beta: gemm(a, w, c, beta)
+
+
+def columns(w, lo, hi):
+    """Columns ``lo:hi`` of a weight matrix for :func:`product`, 2-D or packed (``lo``, ``hi`` then multiples of 16)."""
+
+
+@overload(columns, jit_options=dict(cache=True))
+def _columns_typed(w, lo, hi):
+    if isinstance(w, types.Array) and w.ndim == 3:
+        return lambda w, lo, hi: w[lo // STRIP:hi // STRIP]
+    return lambda w, lo, hi: w[:, lo:hi]

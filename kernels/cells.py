@@ -245,7 +245,9 @@ class Layer:
     """The recurrent layer's arrays as the row kernels take them (built once per call, not per step).
 
     ``W_ihT, W_hhT`` are contiguous transposes (the layout the forward products run fastest on;
-    None where only backward runs); ``b = b_ih + b_hh``.
+    None where only backward runs); ``b = b_ih + b_hh``. The recurrent products take W_hhᵀ (forward)
+    and ``W_hh_bwd`` (backward: ∂L/∂h_{t-1} = ∂L/∂z_t W_hh) either as they are or packed once per step
+    (kernels/packed.py), as kernels/tuning.py found faster on this machine.
     """
 
     W_ih: Any
@@ -255,6 +257,7 @@ class Layer:
     b: Any = None
     W_ihT: Any = None
     W_hhT: Any = None
+    W_hh_bwd: Any = None
     options: dict = field(default_factory=dict)
 
 

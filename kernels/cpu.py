@@ -7,12 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from kernels import cells as _cells
+from kernels.blas import packing
 from kernels.cells import Layer
 from kernels.config import PARALLEL_MIN_MACS, cpu_threads, own_the_threads
 from kernels.cpu_common import aligned_copy, aligned_empty, aligned_zeros, even_bounds
 from kernels.errors import KernelInputError
 from kernels.model import ModelBase, train_tiny_models
 from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
+from kernels.packed import STRIP, pack, packable
 from kernels.params import check_backward_input, check_input, check_params, flat_views, initial_states
 from kernels.readout import readout_loss
 from kernels.results import Forward, Gradients, StepStats
@@ -60,10 +62,13 @@ def _in_parallel(fn, bounds) -> None:
 
 def _layer(W_ih, W_hh, b_ih, b_hh, options: dict, transposed: bool = True) -> Layer:
     """The arrays the row kernels take; with ``transposed``, W_ihᵀ, W_hhᵀ as contiguous copies (the
-    layout the forward products run fastest on, kernels/blas.py) and b = b_ih + b_hh."""
-    layer = Layer(W_ih=W_ih, W_hh=W_hh, b_ih=b_ih, b_hh=b_hh, b=b_ih + b_hh, options=options)
+    layout the forward products run fastest on, kernels/blas.py) and b = b_ih + b_hh. W_hhᵀ and W_hh
+    are packed for the recurrent products where the tuning chose that (float32, H a multiple of 16)."""
+    packed = packing() and packable(W_hh) and packable(W_hh.T)
+    layer = Layer(W_ih=W_ih, W_hh=W_hh, b_ih=b_ih, b_hh=b_hh, b=b_ih + b_hh, options=options,
+                  W_hh_bwd=pack(W_hh) if packed else W_hh)
     if transposed:
-        layer.W_ihT, layer.W_hhT = aligned_copy(W_ih.T), aligned_copy(W_hh.T)
+        layer.W_ihT, layer.W_hhT = aligned_copy(W_ih.T), pack(W_hh.T) if packed else aligned_copy(W_hh.T)
     return layer
 
 
@@ -259,11 +264,11 @@ class CpuModel(ModelBase):
 def compiled_kernels():
     """Every CPU ``@njit`` dispatcher (of every registered cell, and the optimizer's), for warm-up and
     cache statistics."""
-    from kernels import optim, spectrum
+    from kernels import optim, packed, spectrum
 
     cell_kernels = [k for spec in _cells.specs() for k in spec.cpu_kernels().dispatchers]
     return cell_kernels + [optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step,
-                           spectrum._extend, spectrum._top_singular]
+                           spectrum._extend, spectrum._top_singular, packed.pack_into]
 
 
 def warm_up(cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=None) -> dict:
@@ -284,6 +289,7 @@ def warm_up(cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=
 
     hits0, misses0 = counts()
     start = time.perf_counter()
-    train_tiny_models(CpuModel, cells, dtype, optimizer, progress)
+    packed = packing() and np.dtype(dtype) == np.float32       # then H = 16 runs other kernels than H = 3
+    train_tiny_models(CpuModel, cells, dtype, optimizer, progress, hidden=(3, STRIP) if packed else (3,))
     hits, misses = counts()
     return {"seconds": time.perf_counter() - start, "compiled": misses - misses0, "cached": hits - hits0}

@@ -9,7 +9,7 @@ peak, small enough to stay in cache.
 import numpy as np
 from numba import njit
 
-from kernels.blas import gemm
+from kernels.blas import gemm, product
 from kernels.config import JIT
 
 #: rows (steps × batch rows of a chunk) gathered before a weight-gradient product
@@ -87,7 +87,7 @@ def finish_step(panel, k, n, W_ih, W_hh, h_prev, x, dh_next, dx, t, b0, dW_ih, d
     """
     dz_p, h_p, x_p = panel
     dz = dz_p[k:k + n]
-    gemm(dz, W_hh, dh_next, 0.0)
+    product(dz, W_hh, dh_next, 0.0)
     if dx.shape[0] > 0:
         gemm(dz, W_ih, dx[t, b0:b0 + n], 0.0)
     copy_rows(h_prev, h_p[k:k + n])
@@ -136,7 +136,7 @@ def finish_split_step(panel, k, n, W_ih, W_hh, h_prev, x, dh_next, dx, t, b0, dW
     recurrent product ∂L/∂z_h W_hh is added onto it. ∂L/∂x_t = ∂L/∂z_i W_ih.
     """
     dzi_p, dzh_p, h_p, x_p = panel
-    gemm(dzh_p[k:k + n], W_hh, dh_next, 1.0)
+    product(dzh_p[k:k + n], W_hh, dh_next, 1.0)
     if dx.shape[0] > 0:
         gemm(dzi_p[k:k + n], W_ih, dx[t, b0:b0 + n], 0.0)
     copy_rows(h_prev, h_p[k:k + n])

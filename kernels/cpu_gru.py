@@ -20,8 +20,8 @@ the two products: the input side sees ∂L/∂z_i = [dr, dz, dn], the recurrent 
 written to ``hn`` instead of being added to the input projection).
 
 Design as kernels/cpu_lstm.py: batch chunks on threads, each running the whole
-time loop; the per-step input and recurrent products on BLAS (kernels/blas.py)
-straight into the gates buffer; one vectorizable gate loop per step in its own
+time loop; the per-step input and recurrent products (kernels/blas.py, the recurrent
+ones on packed weights where faster: kernels/packed.py) straight into the gates buffer; one vectorizable gate loop per step in its own
 function; the weight gradients gathered in split panels (kernels/cpu_common.py);
 no allocation per step.
 """
@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit
 
 from kernels.activations import sigmoid, tanh
-from kernels.blas import gemm
+from kernels.blas import columns, gemm, product
 from kernels.cells import CpuKernels
 from kernels.config import JIT
 from kernels.cpu_common import finish_split_step, new_split_panel
@@ -63,14 +63,14 @@ def _cell_forward(z, hn, b_ih, b_hh, h_prev, h):
 @njit(**JIT)
 def _forward_rows(x, W_ihT, W_hhT, b_ih, b_hh, h0, h, gates, hn, b0, b1):
     H = h.shape[2]
-    W_hrzT, W_hnT = W_hhT[:, :2 * H], W_hhT[:, 2 * H:]
+    W_hrzT, W_hnT = columns(W_hhT, 0, 2 * H), columns(W_hhT, 2 * H, 3 * H)
     for t in range(x.shape[0]):
         h_prev = h0[b0:b1] if t == 0 else h[t - 1, b0:b1]
         z = gates[t, b0:b1]
         a = hn[t, b0:b1]
         gemm(x[t, b0:b1], W_ihT, z, 0.0)
-        gemm(h_prev, W_hrzT, z[:, :2 * H], 1.0)
-        gemm(h_prev, W_hnT, a, 0.0)
+        product(h_prev, W_hrzT, z[:, :2 * H], 1.0)
+        product(h_prev, W_hnT, a, 0.0)
         _cell_forward(z, a, b_ih, b_hh, h_prev, h[t, b0:b1])
 
 
@@ -150,7 +150,7 @@ def _forward_chunk(layer, x, fwd, b0, b1):
 def _backward_chunk(layer, x, fwd, dh, dinit, grads, norm_sum, dx, b0, b1):
     """:class:`kernels.cells.CpuKernels` ``backward_rows``: BPTT on batch rows ``b0:b1``."""
     dW_ih, dW_hh, db_ih, db_hh = grads
-    backward_rows(layer.W_ih, layer.W_hh, x, fwd.initial["h"], fwd.states["h"], fwd.saved["gates"],
+    backward_rows(layer.W_ih, layer.W_hh_bwd, x, fwd.initial["h"], fwd.states["h"], fwd.saved["gates"],
                   fwd.saved["hn"], dh, norm_sum, dinit["h"], dW_ih, dW_hh, db_ih, db_hh, dx, b0, b1)
 
 

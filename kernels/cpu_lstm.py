@@ -13,9 +13,10 @@ Equations, per step t (⊙ element-wise)::
 
 Speed: sequences in a batch are independent, so the batch is split into one
 chunk per thread and each thread runs the whole time loop on its rows with
-single-threaded BLAS: no synchronisation per step. Per step a thread does
-the products as BLAS small-matrix calls (kernels/blas.py) and one fused gate
-loop that LLVM vectorizes (float32 tanh/σ are polynomial,
+single-threaded products: no synchronisation per step. Per step a thread does
+the input projection (kernels/blas.py), the recurrent product (on W_hh packed
+once per step for our microkernel where that is faster, kernels/packed.py) and
+one fused gate loop that LLVM vectorizes (float32 tanh/σ are polynomial,
 kernels/activations.py). The reverse sweep fuses the element-wise work and
 gathers the weight gradients in panels of a few steps, each added with one
 product (kernels/cpu_common.py). ∂L/∂z is never stored for all steps; the
@@ -25,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from kernels.activations import sigmoid, tanh
-from kernels.blas import gemm
+from kernels.blas import gemm, product
 from kernels.cells import CpuKernels
 from kernels.config import JIT
 from kernels.cpu_common import finish_step, new_panel
@@ -62,7 +63,7 @@ def _forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, b0, b1):
         c_prev = c0[b0:b1] if t == 0 else c[t - 1, b0:b1]
         z = gates[t, b0:b1]
         gemm(x[t, b0:b1], W_ihT, z, 0.0)
-        gemm(h_prev, W_hhT, z, 1.0)
+        product(h_prev, W_hhT, z, 1.0)
         _cell_forward(z, b, c_prev, c[t, b0:b1], h[t, b0:b1])
 
 
@@ -118,8 +119,8 @@ def _backward_rows(W_ih, W_hh, x, h0, c0, h, c, gates, dh, norm_sum, dh0, dc0, d
 def forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, b0, b1):
     """The forward pass on batch rows ``b0:b1``: writes ``h, c, gates`` there.
 
-    Takes the weights transposed and contiguous (``W_ihT : (I, 4H)``, ``W_hhT : (H, 4H)``):
-    OpenBLAS's small-matrix kernels run that layout twice as fast as a transposed view.
+    Takes the weights transposed and contiguous (``W_ihT : (I, 4H)``, ``W_hhT : (H, 4H)``, or W_hhᵀ
+    packed: ``(4H / 16, H, 16)``): OpenBLAS runs that layout twice as fast as a transposed view.
     """
     old = denormals_off()
     _forward_rows(x, W_ihT, W_hhT, b, h0, c0, h, c, gates, b0, b1)
@@ -145,7 +146,7 @@ def _forward_chunk(layer, x, fwd, b0, b1):
 def _backward_chunk(layer, x, fwd, dh, dinit, grads, norm_sum, dx, b0, b1):
     """:class:`kernels.cells.CpuKernels` ``backward_rows``: BPTT on batch rows ``b0:b1``."""
     dW_ih, dW_hh, db_ih, db_hh = grads
-    backward_rows(layer.W_ih, layer.W_hh, x, fwd.initial["h"], fwd.initial["c"], fwd.states["h"], fwd.states["c"],
+    backward_rows(layer.W_ih, layer.W_hh_bwd, x, fwd.initial["h"], fwd.initial["c"], fwd.states["h"], fwd.states["c"],
                   fwd.saved["gates"], dh, norm_sum, dinit["h"], dinit["c"], dW_ih, dW_hh, db_ih, dx, b0, b1)
     db_hh += db_ih  # b_ih and b_hh enter only as their sum: the same gradient (db_hh arrives zeroed)
 

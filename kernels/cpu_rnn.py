@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from kernels.activations import tanh
-from kernels.blas import gemm
+from kernels.blas import gemm, product
 from kernels.cells import CpuKernels
 from kernels.config import JIT
 from kernels.cpu_common import finish_step, new_panel
@@ -84,7 +84,7 @@ def _forward_rows(x, W_ihT, W_hhT, b, h0, h, act, b0, b1):
     for t in range(x.shape[0]):
         z = h[t, b0:b1]
         gemm(x[t, b0:b1], W_ihT, z, 0.0)
-        gemm(h0[b0:b1] if t == 0 else h[t - 1, b0:b1], W_hhT, z, 1.0)
+        product(h0[b0:b1] if t == 0 else h[t - 1, b0:b1], W_hhT, z, 1.0)
         if act == RELU:
             _cell_forward_relu(z, b)
         else:
@@ -135,7 +135,7 @@ def _forward_chunk(layer, x, fwd, b0, b1):
 def _backward_chunk(layer, x, fwd, dh, dinit, grads, norm_sum, dx, b0, b1):
     """:class:`kernels.cells.CpuKernels` ``backward_rows``: BPTT on batch rows ``b0:b1``."""
     dW_ih, dW_hh, db_ih, db_hh = grads
-    backward_rows(layer.W_ih, layer.W_hh, x, fwd.initial["h"], fwd.states["h"], dh, norm_sum, dinit["h"],
+    backward_rows(layer.W_ih, layer.W_hh_bwd, x, fwd.initial["h"], fwd.states["h"], dh, norm_sum, dinit["h"],
                   dW_ih, dW_hh, db_ih, dx, ACTIVATIONS[layer.options["activation"]], b0, b1)
     db_hh += db_ih  # b_ih and b_hh enter only as their sum: the same gradient (db_hh arrives zeroed)
 

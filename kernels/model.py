@@ -88,17 +88,21 @@ class ModelBase:
         return int(self._flat.size)
 
 
-def train_tiny_models(make_model, cell_names, dtype, optimizer: str, progress=None) -> None:
-    """One tiny training step and probe per cell of ``make_model(cell, params, **settings)``'s models:
-    every kernel a training run needs (the probe's spectrum too) gets compiled (or loaded). ``progress(done, total, what)``."""
+def train_tiny_models(make_model, cell_names, dtype, optimizer: str, progress=None, hidden=(3,)) -> None:
+    """One tiny training step and probe per cell of ``make_model(cell, params, **settings)``'s models, for each
+    hidden size of ``hidden`` (sizes that take different kernels: the CPU's packed weights need H a multiple
+    of 16): every kernel a training run needs (the probe's spectrum too) gets compiled (or loaded).
+    ``progress(done, total, what)``."""
     rng = np.random.default_rng(0)
     for done, cell in enumerate(cell_names):
         if progress:
             progress(done, len(cell_names), f"{cell} kernels")
-        model = make_model(cell, init_params(cell, 2, 3, 1, rng, dtype), loss_kind="mse_last", optimizer=optimizer)
-        model.step(np.zeros((2, 1, 2), dtype), np.zeros(1, dtype))
-        fwd = model.probe(np.zeros((2, 1, 2), dtype))
-        if spectrum.has_spectrum(cell):      # a probe's Jacobian spectrum (float64 whatever the model's dtype)
-            spectrum.product_spectrum(cell, model.state()["weight_hh"], fwd, model.options)
+        for H in hidden:
+            model = make_model(cell, init_params(cell, 2, H, 1, rng, dtype), loss_kind="mse_last",
+                               optimizer=optimizer)
+            model.step(np.zeros((2, 1, 2), dtype), np.zeros(1, dtype))
+            fwd = model.probe(np.zeros((2, 1, 2), dtype))
+            if spectrum.has_spectrum(cell):      # a probe's Jacobian spectrum (float64 whatever the model's dtype)
+                spectrum.product_spectrum(cell, model.state()["weight_hh"], fwd, model.options)
     if progress:
         progress(len(cell_names), len(cell_names), "done")

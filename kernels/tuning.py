@@ -4,13 +4,15 @@ Which way a product runs fastest depends on the BLAS build, not on our code. Lar
 run as ``GEMM_TILE`` tiles or as one call (Zen 4 with OpenBLAS's AVX-512 kernels: tiles twice as
 fast; Zen 3 with its Haswell kernels: one call 0-27% faster); products on small weights (at most
 ``ROW_KERNEL_MAX_WEIGHTS``, the recurrent products up to H = 128) run in our row kernel or in
-OpenBLAS (Zen 3, 16 rows: 57-62 vs 35 GFLOP/s). :func:`tune_products` times each choice on the
-products the kernels run (one thread, best of a few repeats, ~0.3 s), keeps the faster and caches it
-per machine — CPU model, the ISA Numba compiles for, OpenBLAS's version and core type — in
-``gemm-tuning.json`` under the user's cache folder (``LSTM_EXPLORER_CACHE_DIR``, else
-``$XDG_CACHE_HOME/lstm-explorer``, else ``~/.cache/lstm-explorer``). ``LSTM_EXPLORER_GEMM`` set to
-``blas``, ``tiles``, ``rows`` or ``tiles+rows`` forces a choice (no measurement). The choice changes
-the order of the sums only: results agree to float32 rounding either way.
+OpenBLAS (Zen 3, 16 rows: 57-62 vs 35 GFLOP/s); and the recurrent products, all sizes, on W_hh
+packed once per step for our microkernel (kernels/packed.py) or on the weights as they are, by the
+faster of the other two choices. :func:`tune_products` times each choice on the products the kernels
+run (one thread, best of a few repeats, ~0.5 s), keeps the faster and caches it per machine — CPU
+model, the ISA Numba compiles for, OpenBLAS's version and core type — in ``gemm-tuning.json`` under
+the user's cache folder (``LSTM_EXPLORER_CACHE_DIR``, else ``$XDG_CACHE_HOME/lstm-explorer``, else
+``~/.cache/lstm-explorer``). ``LSTM_EXPLORER_GEMM`` set to ``blas`` or to any of ``tiles``, ``rows``,
+``packed`` joined by ``+`` (``tiles+rows+packed``) forces a choice (no measurement). The choice
+changes the order of the sums only: results agree to float32 rounding either way.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from numba import njit
 from kernels.blas import _gemm_call, _row_kernel, _tiled_call, set_strategy
 from kernels.config import JIT
 from kernels.cpu_common import aligned_empty
+from kernels.packed import pack, packed_gemm
 
 #: (m, k, n) of the large products timed tiled and as one call: the recurrent products h·W_hhᵀ and
 #: ∂z·W_hh of the LSTM and GRU at the benchmark grid's large sizes, per thread
@@ -35,8 +38,9 @@ TILE_SHAPES = ((32, 512, 2048), (64, 512, 2048), (32, 2048, 512), (64, 2048, 512
 ROW_SHAPES = ((16, 32, 128), (16, 64, 256), (16, 128, 512), (16, 512, 128), (32, 128, 512), (32, 512, 128))
 CACHE_FILE = "gemm-tuning.json"
 ENV_FORCE = "LSTM_EXPLORER_GEMM"
-_FORCED = {"blas": (False, False), "tiles": (True, False), "rows": (False, True), "tiles+rows": (True, True)}
-_TIMES = ("tiled_ms", "whole_ms", "rows_ms", "blas_ms")
+_PARTS = ("tiles", "rows", "packed")
+_TIMES = ("tiled_ms", "whole_ms", "rows_ms", "blas_ms", "packed_ms")
+_FLAGS = ("tiling", "rows", "packed")
 
 ONE_CALL, TILES, ROWS = 0, 1, 2
 
@@ -54,27 +58,62 @@ def repeat_gemm(a, b, c, times, how):
             _gemm_call(a, b, c, 0.0)
 
 
-def _ms(shapes, how: int, repeats: int = 5, times: int = 4) -> float:
-    """Milliseconds per product, summed over ``shapes`` (aligned operands, best of ``repeats``)."""
+@njit(**JIT)
+def repeat_packed(a, wp, c, times):
+    """``c = a @ w`` ``times`` times on ``w`` packed (kernels/packed.py). For timing."""
+    for _ in range(times):
+        packed_gemm(a, wp, c, 0.0)
+
+
+def _ms(shapes, how, repeats: int = 5, times: int = 4) -> float:
+    """Milliseconds per product, summed over ``shapes`` (aligned operands, best of ``repeats``); ``how``
+    as :func:`repeat_gemm` takes it, or "packed"."""
     rng = np.random.default_rng(0)
     total = 0.0
     for m, k, n in shapes:
         a, b, c = aligned_empty((m, k), np.float32), aligned_empty((k, n), np.float32), aligned_empty((m, n), np.float32)
         a[:], b[:] = rng.standard_normal((m, k)), rng.standard_normal((k, n))
-        repeat_gemm(a, b, c, 1, how)
+        wp = pack(b) if how == "packed" else None
+
+        def run(times):
+            if wp is not None:
+                repeat_packed(a, wp, c, times)
+            else:
+                repeat_gemm(a, b, c, times, how)
+
+        run(1)
         best = float("inf")
         for _ in range(repeats):
             t = time.perf_counter()
-            repeat_gemm(a, b, c, times, how)
+            run(times)
             best = min(best, time.perf_counter() - t)
         total += best / times
     return 1000 * total
 
 
 def measure() -> dict:
-    """Milliseconds per product of each strategy on its shapes (this thread)."""
+    """Milliseconds per product of each strategy on its shapes (this thread); ``packed_ms`` on every shape."""
     return {"tiled_ms": _ms(TILE_SHAPES, TILES), "whole_ms": _ms(TILE_SHAPES, ONE_CALL),
-            "rows_ms": _ms(ROW_SHAPES, ROWS), "blas_ms": _ms(ROW_SHAPES, ONE_CALL)}
+            "rows_ms": _ms(ROW_SHAPES, ROWS), "blas_ms": _ms(ROW_SHAPES, ONE_CALL),
+            "packed_ms": _ms(TILE_SHAPES + ROW_SHAPES, "packed")}
+
+
+def choose(times: dict) -> dict:
+    """The flags (``tiling``, ``rows``, ``packed``) that :func:`measure`'s times favour: packed weights when
+    the microkernel beats, over all shapes, the faster of the other choices on each."""
+    unpacked = min(times["tiled_ms"], times["whole_ms"]) + min(times["rows_ms"], times["blas_ms"])
+    return dict(tiling=times["tiled_ms"] < times["whole_ms"], rows=times["rows_ms"] < times["blas_ms"],
+                packed=times["packed_ms"] < unpacked)
+
+
+def _forced(text: str) -> tuple[bool, bool, bool] | None:
+    """``LSTM_EXPLORER_GEMM``'s value as (tiles, rows, packed); None if it names no choice."""
+    parts = set(text.split("+"))
+    if text == "blas":
+        return False, False, False
+    if parts and parts <= set(_PARTS):
+        return tuple(p in parts for p in _PARTS)
+    return None
 
 
 def machine_key() -> str:
@@ -104,7 +143,7 @@ def _read_cache(path: str) -> dict:
 
 
 def _valid(entry) -> bool:
-    return (isinstance(entry, dict) and all(isinstance(entry.get(k), bool) for k in ("tiling", "rows"))
+    return (isinstance(entry, dict) and all(isinstance(entry.get(k), bool) for k in _FLAGS)
             and all(isinstance(entry.get(k), (int, float)) for k in _TIMES))
 
 
@@ -124,12 +163,11 @@ def _write_cache(path: str, data: dict) -> None:
 @functools.cache
 def tune_products() -> dict:
     """Set kernels/blas.py's strategy for this machine, once per process; returns the choice:
-    ``{"tiling": bool, "rows": bool, "source": "env" | "cache" | "measured", "key"}`` and the four
-    timings of :func:`measure` (None when forced)."""
-    forced = os.environ.get(ENV_FORCE, "").strip().lower()
-    if forced in _FORCED:
-        tiles, rows = _FORCED[forced]
-        choice = dict(dict.fromkeys(_TIMES), tiling=tiles, rows=rows, source="env", key=None)
+    ``{"tiling": bool, "rows": bool, "packed": bool, "source": "env" | "cache" | "measured", "key"}`` and
+    the timings of :func:`measure` (None when forced)."""
+    forced = _forced(os.environ.get(ENV_FORCE, "").strip().lower())
+    if forced is not None:
+        choice = dict(dict.fromkeys(_TIMES), **dict(zip(_FLAGS, forced)), source="env", key=None)
     else:
         key, path = machine_key(), cache_path()
         cached = _read_cache(path).get(key)
@@ -137,13 +175,12 @@ def tune_products() -> dict:
             choice = dict(cached, source="cache", key=key)
         else:
             times = measure()
-            choice = dict(times, tiling=times["tiled_ms"] < times["whole_ms"], rows=times["rows_ms"] < times["blas_ms"],
-                          source="measured", key=key)
+            choice = dict(times, **choose(times), source="measured", key=key)
             data = _read_cache(path)
             if _valid(data.get(key)):
                 choice = dict(data[key], source="cache", key=key)   # another process measured it meanwhile
             else:
-                data[key] = {k: choice[k] for k in ("tiling", "rows", *_TIMES)}
+                data[key] = {k: choice[k] for k in (*_FLAGS, *_TIMES)}
                 _write_cache(path, data)
-    set_strategy(choice["tiling"], choice["rows"])
+    set_strategy(choice["tiling"], choice["rows"], choice["packed"])
     return choice

@@ -78,6 +78,51 @@ def test_forward_and_backward_match_reference(cell, options, shape, dtype, tol):
         assert not np.allclose(grads["bias_ih"][2 * H:], grads["bias_hh"][2 * H:])
 
 
+@pytest.mark.parametrize("cell,options", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("packed", [False, True], ids=["weights-as-they-are", "packed-weights"])
+def test_float32_products_on_packed_weights_match_reference(cell, options, packed):
+    """H a multiple of 16 in float32: the recurrent products run on packed weights when the tuning chose
+    them (kernels/packed.py); both ways against the float64 reference, forward, backward and a training
+    step split over threads."""
+    from kernels import cpu
+    from kernels.blas import set_strategy, strategy
+
+    was = strategy()
+    set_strategy(was[0], was[1], packed)
+    try:
+        for shape in ((6, 7, 3, 16), (3, 9, 2, 48)):
+            p, x, dh, h0, c0 = _problem(cell, *shape, np.float32)
+            layer = cpu._layer(p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"], options)
+            assert (layer.W_hhT.ndim, layer.W_hh_bwd.ndim) == ((3, 3) if packed else (2, 2))
+            fwd = be.forward(cell, p, x, h0=h0, c0=c0, **options)
+            want_fwd, want_grads, want_norm = _reference(cell, p, x, dh, h0, c0, **options)
+            for name, want in want_fwd.items():
+                assert _rel_err(getattr(fwd, name), want) < 1e-5, name
+            grads = be.backward(cell, p, x, fwd, dh)
+            for name, want in want_grads.items():
+                assert _rel_err(grads[name], want) < 1e-5, name
+        rng = np.random.default_rng(5)
+        T, B, I, H = 8, 64, 2, 32
+        p = init_params(cell, I, H, 1, rng, np.float32)
+        x, y = rng.standard_normal((T, B, I)).astype(np.float32), rng.standard_normal(B).astype(np.float32)
+        model = be.make_model(cell, p, loss_kind="mse_last", optimizer="sgd", lr=1.0, momentum=0.0, clip=0.0,
+                              **options)
+        stats = model.step(x, y)
+        layer = {k: v.astype(np.float64) for k, v in p.items() if not k.startswith("readout")}
+        h = reference_run(cell, layer, x, np.zeros((T, B, H)), **options)[0]["h"]
+        w = p["readout.weight"][0].astype(np.float64)
+        diff = h[-1] @ w + p["readout.bias"][0] - y
+        dh = np.zeros_like(h)
+        dh[-1] = (2.0 / B) * diff[:, None] * w
+        _, want, _ = reference_run(cell, layer, x, dh, **options)
+        assert stats.loss == pytest.approx(np.mean(diff ** 2), rel=1e-5)
+        got = model.state()
+        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            assert _rel_err(p[k] - got[k], want[k]) < 1e-4, k
+    finally:
+        set_strategy(*was)
+
+
 # training-step shapes: above PARALLEL_MIN_MACS (batch split over threads, weight gradients split by
 # rows) and above SMALL_GEMM_MACS (products cut into tiles), plus a tiny one on a single thread
 STEP_SHAPES = [("rnn", 20, 64, 3, 64, {}), ("rnn", 20, 64, 3, 64, {"activation": "relu"}),

@@ -1,15 +1,17 @@
 """The products' strategy is measured once per machine and remembered; every strategy gives the same
-products (kernels/tuning.py, kernels/blas.py)."""
+products (kernels/tuning.py, kernels/blas.py, kernels/packed.py)."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from numba import njit
 
 from kernels import tuning
-from kernels.blas import gemm, set_strategy, strategy
+from kernels.blas import columns, gemm, product, set_strategy, strategy
 from kernels.cpu_common import aligned_empty
+from kernels.packed import pack, packable
 
 
 @pytest.fixture
@@ -26,7 +28,7 @@ def fresh(monkeypatch, tmp_path):
 
 def _quick_measure():
     """The timings' shape without the time (tests of the cache around the measurement)."""
-    return {"tiled_ms": 2.0, "whole_ms": 1.0, "rows_ms": 0.5, "blas_ms": 1.0}
+    return {"tiled_ms": 2.0, "whole_ms": 1.0, "rows_ms": 0.5, "blas_ms": 1.0, "packed_ms": 3.0}
 
 
 def _operands(m, k, n, dtype, rng, transposed_b=False, aligned=True):
@@ -66,6 +68,34 @@ def test_every_strategy_computes_the_same_product(tiles, rows, m, k, n, transpos
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10 * np.sqrt(k))
 
 
+@njit
+def _product_of_columns(a, w, c, beta, lo, hi):
+    product(a, columns(w, lo, hi), c, beta)
+
+
+@pytest.mark.parametrize("m, k, n, lo, hi", [
+    (16, 128, 512, 0, 512),    # the LSTM's h·W_hhᵀ at H = 128, 16 rows
+    (7, 64, 48, 16, 48),       # a column block (the GRU's) and 3 rows left over after the 4-row blocks
+    (3, 1, 16, 0, 16),         # fewer rows than a block, k = 1
+    (32, 2048, 64, 0, 64),     # the reverse sweep's ∂z·W_hh: k long, n = H
+])
+def test_packed_weights_give_the_same_product(m, k, n, lo, hi):
+    """The microkernel on packed weights (a 3-D operand of ``product``) against float64, for beta 0, 1, 0.5;
+    a 2-D operand runs the same through ``gemm``."""
+    rng = np.random.default_rng(3)
+    a, w, c = _operands(m, k, n, np.float32, rng)
+    c = np.ascontiguousarray(c[:, lo:hi])
+    assert packable(w) and pack(w).shape == (n // 16, k, 16)
+    want0 = a.astype(np.float64) @ w[:, lo:hi].astype(np.float64)
+    for beta in (0.0, 1.0, 0.5):
+        want = want0 + (beta * c if beta else 0.0)
+        for weights in (pack(w), w):
+            got = c.copy()
+            _product_of_columns(a, weights, got, beta, lo, hi)
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * 10 * np.sqrt(k))
+    assert not packable(w.astype(np.float64)) and not packable(w[:, :8])
+
+
 def test_column_blocks_and_unaligned_rows_are_right_too():
     """A column block (the GRU's z[:, :2H]) and rows off the 64-byte grid: BLAS or the row kernel, the same."""
     rng = np.random.default_rng(2)
@@ -86,33 +116,46 @@ def test_column_blocks_and_unaligned_rows_are_right_too():
 
 def test_the_choice_is_measured_once_then_read_from_the_cache(fresh):
     first = tuning.tune_products()
-    assert first["source"] == "measured" and all(first[k] > 0 for k in ("tiled_ms", "whole_ms", "rows_ms", "blas_ms"))
+    times = ("tiled_ms", "whole_ms", "rows_ms", "blas_ms", "packed_ms")
+    assert first["source"] == "measured" and all(first[k] > 0 for k in times)
     assert first["tiling"] == (first["tiled_ms"] < first["whole_ms"])
     assert first["rows"] == (first["rows_ms"] < first["blas_ms"])
-    assert strategy() == (first["tiling"], first["rows"])
+    assert first["packed"] == (first["packed_ms"] < min(first["tiled_ms"], first["whole_ms"])
+                               + min(first["rows_ms"], first["blas_ms"]))
+    flags = (first["tiling"], first["rows"], first["packed"])
+    assert strategy() == flags
     stored = json.loads(fresh.read_text())[tuning.machine_key()]
-    assert (stored["tiling"], stored["rows"]) == (first["tiling"], first["rows"])
+    assert (stored["tiling"], stored["rows"], stored["packed"]) == flags
     tuning.tune_products.cache_clear()                          # the next process
     again = tuning.tune_products()
-    assert again["source"] == "cache" and (again["tiling"], again["rows"]) == (first["tiling"], first["rows"])
+    assert again["source"] == "cache" and (again["tiling"], again["rows"], again["packed"]) == flags
 
 
-@pytest.mark.parametrize("forced, want", [("blas", (False, False)), ("tiles", (True, False)), ("rows", (False, True)),
-                                          ("tiles+rows", (True, True))])
+@pytest.mark.parametrize("forced, want", [("blas", (False, False, False)), ("tiles", (True, False, False)),
+                                          ("rows", (False, True, False)), ("tiles+rows", (True, True, False)),
+                                          ("packed", (False, False, True)), ("rows+packed", (False, True, True))])
 def test_the_environment_forces_the_choice_without_measuring(fresh, monkeypatch, forced, want):
     monkeypatch.setenv(tuning.ENV_FORCE, forced)
     choice = tuning.tune_products()
-    assert choice["source"] == "env" and (choice["tiling"], choice["rows"]) == want == strategy()
+    assert choice["source"] == "env" and (choice["tiling"], choice["rows"], choice["packed"]) == want == strategy()
     assert not fresh.exists()
 
 
+def test_an_unknown_forced_choice_is_ignored_and_measured(fresh, monkeypatch):
+    monkeypatch.setattr(tuning, "measure", _quick_measure)
+    monkeypatch.setenv(tuning.ENV_FORCE, "fastest")
+    assert tuning.tune_products()["source"] == "measured"
+
+
 @pytest.mark.parametrize("damage", [b"", b"{not json", b"[1, 2]", b'{"KEY": {"tiling": "yes"}}',
-                                    b'{"KEY": {"tiling": true, "tiled_ms": 1, "whole_ms": 2}}'])   # an older file
+                                    b'{"KEY": {"tiling": true, "tiled_ms": 1, "whole_ms": 2}}',
+                                    b'{"KEY": {"tiling": true, "rows": true, "tiled_ms": 1, "whole_ms": 2, '
+                                    b'"rows_ms": 1, "blas_ms": 2}}'])   # older files: no packed choice
 def test_a_damaged_or_older_cache_is_measured_again_and_rewritten(fresh, monkeypatch, damage):
     monkeypatch.setattr(tuning, "measure", _quick_measure)
     fresh.write_bytes(damage.replace(b"KEY", tuning.machine_key().encode()))
     choice = tuning.tune_products()
-    assert choice["source"] == "measured" and (choice["tiling"], choice["rows"]) == (False, True)
+    assert choice["source"] == "measured" and (choice["tiling"], choice["rows"], choice["packed"]) == (False, True, False)
     assert json.loads(fresh.read_text())[tuning.machine_key()]["rows"] is True
 
 
