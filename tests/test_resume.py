@@ -51,25 +51,28 @@ def _same_runs(a, b) -> None:
                 np.testing.assert_array_equal(v, rb.params[k], err_msg=k)
 
 
-def _wait_for_steps(path, n, proc, timeout=120):
+def _pause_at_step(path, n, proc, timeout=120):
+    """Return once the file at ``path`` holds a checkpoint of step >= ``n``, with ``proc`` stopped (SIGSTOP) so
+    that the signal sent next lands mid-run however fast the machine trains; each look at the file is taken
+    with the writer stopped too. (Polling a running writer once let a loaded CI machine see the checkpoint
+    only after the last step: the Ctrl-C then met a finished run.)"""
     deadline = time.monotonic() + timeout
     while True:
+        proc.send_signal(signal.SIGSTOP)
         try:
             with open_session(path) as s:
                 ck = s.checkpoint
-                if ck is not None and ck["step"] >= n:
-                    return
+            if ck is not None and ck["step"] >= n:
+                return
         except Exception:
             pass
+        proc.send_signal(signal.SIGCONT)
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the training never reached the step"
-        time.sleep(0.1)
+        time.sleep(0.05)
 
 
-#: long enough that a signal sent once the file holds a checkpoint of step 30-40 arrives mid-run on a busy
-#: machine (checkpointing every step, the tiny model trains ~130 steps/s here; at 200 steps a CI run once
-#: finished before its Ctrl-C arrived)
-STEPS = 600
+STEPS = 200
 
 
 def _uninterrupted(tmp_path, steps: int):
@@ -84,7 +87,7 @@ def test_a_run_killed_with_kill_9_resumes_and_matches_an_uninterrupted_run(tmp_p
     whole = _uninterrupted(tmp_path, STEPS)
     killed = tmp_path / "killed.h5"
     proc = _train(["--steps", str(STEPS)], killed)
-    _wait_for_steps(killed, 40, proc)
+    _pause_at_step(killed, 40, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with open_session(killed) as s:
@@ -107,8 +110,9 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint(tmp_path):
     whole = _uninterrupted(tmp_path, STEPS)
     stopped = tmp_path / "stopped.h5"
     proc = _train(["--steps", str(STEPS)], stopped, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    _wait_for_steps(stopped, 30, proc)
+    _pause_at_step(stopped, 30, proc)
     proc.send_signal(signal.SIGINT)          # Ctrl-C: the runs end "stopped", the file is closed
+    proc.send_signal(signal.SIGCONT)
     assert proc.wait(timeout=120) == 130
     with open_session(stopped) as s:
         assert {r.status for r in s.runs} == {"stopped"}
