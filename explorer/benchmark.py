@@ -100,7 +100,8 @@ def _products() -> dict:
     from kernels.tuning import ENV_FORCE, tune_products
 
     choice = tune_products()
-    keep = ("tiling", "rows", "packed", "tiled_ms", "whole_ms", "rows_ms", "blas_ms", "packed_ms")
+    keep = ("tiling", "rows", "packed_small", "packed_large", "tiled_ms", "whole_ms", "rows_ms", "blas_ms",
+            "packed_small_ms", "packed_large_ms")
     return dict({k: choice[k] for k in keep}, source=choice["source"] if choice["source"] != "env" else ENV_FORCE)
 
 
@@ -560,13 +561,14 @@ def machine_lines(info: dict) -> list[str]:
     if products:
         large = "GEMM_TILE tiles" if products["tiling"] else "one BLAS call"
         small = "the row kernel" if products["rows"] else "BLAS"
-        packed = "on W_hh packed for our microkernel" if products["packed"] else "on W_hh as it is"
+        packed = {(True, True): "small and large", (True, False): "small only", (False, True): "large only",
+                  (False, False): "neither"}[products["packed_small"], products["packed_large"]]
         why = (f"set by {products['source']}" if products["tiled_ms"] is None else
-               f"{products['source']}: tiles {products['tiled_ms']:.2f} vs one call {products['whole_ms']:.2f} ms, "
-               f"row kernel {products['rows_ms']:.3f} vs BLAS {products['blas_ms']:.3f} ms, "
-               f"packed {products['packed_ms']:.2f} ms for both sets")
-        lines.append(f"products recurrent ones {packed}; otherwise large skinny ones as {large}, small-weight ones "
-                     f"in {small} ({why})")
+               f"{products['source']}: large: tiles {products['tiled_ms']:.2f}, one call {products['whole_ms']:.2f}, "
+               f"packed {products['packed_large_ms']:.2f} ms; small: row kernel {products['rows_ms']:.3f}, "
+               f"BLAS {products['blas_ms']:.3f}, packed {products['packed_small_ms']:.3f} ms")
+        lines.append(f"products large skinny ones as {large}, small-weight ones in {small}; W_hh packed for our "
+                     f"microkernel: {packed} ({why})")
     if info.get("overrides"):
         lines.append("overrides " + ", ".join(f"{k}={v if len(v) < 40 else v[:37] + '…'}"
                                               for k, v in info["overrides"].items()))

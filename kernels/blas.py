@@ -25,7 +25,8 @@ C global found by symbol name the same way.
 
 The recurrent products (against W_hh at every step) go through :func:`product`, which also takes
 the weights packed once per step (kernels/packed.py: a 3-D array) and then runs our microkernel
-instead; whether the CPU backend packs them is the third part of the strategy (:func:`packing`).
+instead; whether the CPU backend packs them, for small weights and for large, is the last part of the
+strategy (:func:`packing`).
 """
 import ctypes
 
@@ -42,25 +43,27 @@ _SWITCH_SYMBOL = "lstm_explorer_gemm_strategy"
 _TILES, _ROWS = 1, 2      # the switch's bits
 _switch = ctypes.c_int32(_TILES)
 ll.add_symbol(_SWITCH_SYMBOL, ctypes.addressof(_switch))
-_packing = [False]
+_packing = [False, False]     # small weights, large weights
 
 
-def set_strategy(tiles: bool, rows: bool, packed: bool = False) -> None:
+def set_strategy(tiles: bool, rows: bool, packed_small: bool = False, packed_large: bool = False) -> None:
     """From now on: large skinny products as ``GEMM_TILE`` tiles (``tiles``) or one BLAS call; products
     whose right operand has at most ``ROW_KERNEL_MAX_WEIGHTS`` entries by :func:`_row_kernel` (``rows``);
-    the CPU backend packs W_hh for the recurrent products (``packed``, :func:`packing`)."""
+    the CPU backend packs W_hh for the recurrent products when it has at most that many entries
+    (``packed_small``) or more (``packed_large``) (:func:`packing`)."""
     _switch.value = (_TILES if tiles else 0) | (_ROWS if rows else 0)
-    _packing[0] = bool(packed)
+    _packing[:] = bool(packed_small), bool(packed_large)
 
 
-def strategy() -> tuple[bool, bool, bool]:
-    """``(tiles, rows, packed)`` as set by :func:`set_strategy`."""
-    return bool(_switch.value & _TILES), bool(_switch.value & _ROWS), _packing[0]
+def strategy() -> tuple[bool, bool, bool, bool]:
+    """``(tiles, rows, packed_small, packed_large)`` as set by :func:`set_strategy`."""
+    return bool(_switch.value & _TILES), bool(_switch.value & _ROWS), *_packing
 
 
-def packing() -> bool:
-    """Whether the recurrent products run on packed weights (float32, H a multiple of 16; kernels/packed.py)."""
-    return _packing[0]
+def packing(weights: int) -> bool:
+    """Whether the recurrent products on a W_hh of ``weights`` entries run on it packed (float32, H a
+    multiple of 16; kernels/packed.py)."""
+    return _packing[weights > ROW_KERNEL_MAX_WEIGHTS]
 
 
 @intrinsic

@@ -64,7 +64,7 @@ def _layer(W_ih, W_hh, b_ih, b_hh, options: dict, transposed: bool = True) -> La
     """The arrays the row kernels take; with ``transposed``, W_ihᵀ, W_hhᵀ as contiguous copies (the
     layout the forward products run fastest on, kernels/blas.py) and b = b_ih + b_hh. W_hhᵀ and W_hh
     are packed for the recurrent products where the tuning chose that (float32, H a multiple of 16)."""
-    packed = packing() and packable(W_hh) and packable(W_hh.T)
+    packed = packing(W_hh.size) and packable(W_hh) and packable(W_hh.T)
     layer = Layer(W_ih=W_ih, W_hh=W_hh, b_ih=b_ih, b_hh=b_hh, b=b_ih + b_hh, options=options,
                   W_hh_bwd=pack(W_hh) if packed else W_hh)
     if transposed:
@@ -289,7 +289,9 @@ def warm_up(cells=("rnn", "lstm"), dtype=np.float32, optimizer="adam", progress=
 
     hits0, misses0 = counts()
     start = time.perf_counter()
-    packed = packing() and np.dtype(dtype) == np.float32       # then H = 16 runs other kernels than H = 3
+    # a tiny model at H = 16 (W_hh of at most 4H x H entries) packs where the tuning chose packed small weights:
+    # then it runs other kernels than H = 3 (large weights compile on first use)
+    packed = packing(4 * STRIP * STRIP) and np.dtype(dtype) == np.float32
     train_tiny_models(CpuModel, cells, dtype, optimizer, progress, hidden=(3, STRIP) if packed else (3,))
     hits, misses = counts()
     return {"seconds": time.perf_counter() - start, "compiled": misses - misses0, "cached": hits - hits0}

@@ -4,9 +4,11 @@ Which way a product runs fastest depends on the BLAS build, not on our code. Lar
 run as ``GEMM_TILE`` tiles or as one call (Zen 4 with OpenBLAS's AVX-512 kernels: tiles twice as
 fast; Zen 3 with its Haswell kernels: one call 0-27% faster); products on small weights (at most
 ``ROW_KERNEL_MAX_WEIGHTS``, the recurrent products up to H = 128) run in our row kernel or in
-OpenBLAS (Zen 3, 16 rows: 57-62 vs 35 GFLOP/s); and the recurrent products, all sizes, on W_hh
-packed once per step for our microkernel (kernels/packed.py) or on the weights as they are, by the
-faster of the other two choices. :func:`tune_products` times each choice on the products the kernels
+OpenBLAS (Zen 3, 16 rows: 57-62 vs 35 GFLOP/s); and the recurrent products on W_hh packed once per
+step for our microkernel (kernels/packed.py) or on the weights as they are, for small and for large
+weights apart (a Zen 4 core, one thread: packed 101-106 GFLOP/s on small weights where the row kernel
+and OpenBLAS ran 49-102, 82-103 on large ones where OpenBLAS's tiles ran 92-106; a Zen 3: packed
+56-90 everywhere, OpenBLAS 13-46). :func:`tune_products` times each choice on the products the kernels
 run (one thread, best of a few repeats, ~0.5 s), keeps the faster and caches it per machine — CPU
 model, the ISA Numba compiles for, OpenBLAS's version and core type — in ``gemm-tuning.json`` under
 the user's cache folder (``LSTM_EXPLORER_CACHE_DIR``, else ``$XDG_CACHE_HOME/lstm-explorer``, else
@@ -39,8 +41,8 @@ ROW_SHAPES = ((16, 32, 128), (16, 64, 256), (16, 128, 512), (16, 512, 128), (32,
 CACHE_FILE = "gemm-tuning.json"
 ENV_FORCE = "LSTM_EXPLORER_GEMM"
 _PARTS = ("tiles", "rows", "packed")
-_TIMES = ("tiled_ms", "whole_ms", "rows_ms", "blas_ms", "packed_ms")
-_FLAGS = ("tiling", "rows", "packed")
+_TIMES = ("tiled_ms", "whole_ms", "rows_ms", "blas_ms", "packed_large_ms", "packed_small_ms")
+_FLAGS = ("tiling", "rows", "packed_small", "packed_large")
 
 ONE_CALL, TILES, ROWS = 0, 1, 2
 
@@ -92,27 +94,30 @@ def _ms(shapes, how, repeats: int = 5, times: int = 4) -> float:
 
 
 def measure() -> dict:
-    """Milliseconds per product of each strategy on its shapes (this thread); ``packed_ms`` on every shape."""
+    """Milliseconds per product of each strategy on its shapes (this thread); packed weights on both sets."""
     return {"tiled_ms": _ms(TILE_SHAPES, TILES), "whole_ms": _ms(TILE_SHAPES, ONE_CALL),
             "rows_ms": _ms(ROW_SHAPES, ROWS), "blas_ms": _ms(ROW_SHAPES, ONE_CALL),
-            "packed_ms": _ms(TILE_SHAPES + ROW_SHAPES, "packed")}
+            "packed_large_ms": _ms(TILE_SHAPES, "packed"), "packed_small_ms": _ms(ROW_SHAPES, "packed")}
 
 
 def choose(times: dict) -> dict:
-    """The flags (``tiling``, ``rows``, ``packed``) that :func:`measure`'s times favour: packed weights when
-    the microkernel beats, over all shapes, the faster of the other choices on each."""
-    unpacked = min(times["tiled_ms"], times["whole_ms"]) + min(times["rows_ms"], times["blas_ms"])
+    """The flags (``tiling``, ``rows``, ``packed_small``, ``packed_large``) that :func:`measure`'s times
+    favour: packed weights, for small weights and for large apart, where the microkernel beats the faster
+    of the other choices on the same shapes (a Zen 4's AVX-512 OpenBLAS tiles hold their own on the large
+    ones, its Haswell kernels on a Zen 3 do not)."""
     return dict(tiling=times["tiled_ms"] < times["whole_ms"], rows=times["rows_ms"] < times["blas_ms"],
-                packed=times["packed_ms"] < unpacked)
+                packed_small=times["packed_small_ms"] < min(times["rows_ms"], times["blas_ms"]),
+                packed_large=times["packed_large_ms"] < min(times["tiled_ms"], times["whole_ms"]))
 
 
-def _forced(text: str) -> tuple[bool, bool, bool] | None:
-    """``LSTM_EXPLORER_GEMM``'s value as (tiles, rows, packed); None if it names no choice."""
+def _forced(text: str) -> tuple[bool, bool, bool, bool] | None:
+    """``LSTM_EXPLORER_GEMM``'s value as (tiles, rows, packed_small, packed_large); None if it names no
+    choice (``packed`` packs small and large weights)."""
     parts = set(text.split("+"))
     if text == "blas":
-        return False, False, False
+        return False, False, False, False
     if parts and parts <= set(_PARTS):
-        return tuple(p in parts for p in _PARTS)
+        return "tiles" in parts, "rows" in parts, "packed" in parts, "packed" in parts
     return None
 
 
@@ -163,8 +168,8 @@ def _write_cache(path: str, data: dict) -> None:
 @functools.cache
 def tune_products() -> dict:
     """Set kernels/blas.py's strategy for this machine, once per process; returns the choice:
-    ``{"tiling": bool, "rows": bool, "packed": bool, "source": "env" | "cache" | "measured", "key"}`` and
-    the timings of :func:`measure` (None when forced)."""
+    ``{"tiling": bool, "rows": bool, "packed_small": bool, "packed_large": bool, "source": "env" | "cache" |
+    "measured", "key"}`` and the timings of :func:`measure` (None when forced)."""
     forced = _forced(os.environ.get(ENV_FORCE, "").strip().lower())
     if forced is not None:
         choice = dict(dict.fromkeys(_TIMES), **dict(zip(_FLAGS, forced)), source="env", key=None)
@@ -182,5 +187,5 @@ def tune_products() -> dict:
             else:
                 data[key] = {k: choice[k] for k in (*_FLAGS, *_TIMES)}
                 _write_cache(path, data)
-    set_strategy(choice["tiling"], choice["rows"], choice["packed"])
+    set_strategy(*(choice[f] for f in _FLAGS))
     return choice

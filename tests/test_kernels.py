@@ -88,7 +88,7 @@ def test_float32_products_on_packed_weights_match_reference(cell, options, packe
     from kernels.blas import set_strategy, strategy
 
     was = strategy()
-    set_strategy(was[0], was[1], packed)
+    set_strategy(was[0], was[1], packed, packed)
     try:
         for shape in ((6, 7, 3, 16), (3, 9, 2, 48)):
             p, x, dh, h0, c0 = _problem(cell, *shape, np.float32)

@@ -28,7 +28,8 @@ def fresh(monkeypatch, tmp_path):
 
 def _quick_measure():
     """The timings' shape without the time (tests of the cache around the measurement)."""
-    return {"tiled_ms": 2.0, "whole_ms": 1.0, "rows_ms": 0.5, "blas_ms": 1.0, "packed_ms": 3.0}
+    return {"tiled_ms": 2.0, "whole_ms": 1.0, "rows_ms": 0.5, "blas_ms": 1.0, "packed_large_ms": 3.0,
+            "packed_small_ms": 0.4}
 
 
 def _operands(m, k, n, dtype, rng, transposed_b=False, aligned=True):
@@ -116,19 +117,38 @@ def test_column_blocks_and_unaligned_rows_are_right_too():
 
 def test_the_choice_is_measured_once_then_read_from_the_cache(fresh):
     first = tuning.tune_products()
-    times = ("tiled_ms", "whole_ms", "rows_ms", "blas_ms", "packed_ms")
+    times = ("tiled_ms", "whole_ms", "rows_ms", "blas_ms", "packed_small_ms", "packed_large_ms")
+    flag_names = ("tiling", "rows", "packed_small", "packed_large")
     assert first["source"] == "measured" and all(first[k] > 0 for k in times)
     assert first["tiling"] == (first["tiled_ms"] < first["whole_ms"])
     assert first["rows"] == (first["rows_ms"] < first["blas_ms"])
-    assert first["packed"] == (first["packed_ms"] < min(first["tiled_ms"], first["whole_ms"])
-                               + min(first["rows_ms"], first["blas_ms"]))
-    flags = (first["tiling"], first["rows"], first["packed"])
+    assert first["packed_small"] == (first["packed_small_ms"] < min(first["rows_ms"], first["blas_ms"]))
+    assert first["packed_large"] == (first["packed_large_ms"] < min(first["tiled_ms"], first["whole_ms"]))
+    flags = tuple(first[k] for k in flag_names)
     assert strategy() == flags
     stored = json.loads(fresh.read_text())[tuning.machine_key()]
-    assert (stored["tiling"], stored["rows"], stored["packed"]) == flags
+    assert tuple(stored[k] for k in flag_names) == flags
     tuning.tune_products.cache_clear()                          # the next process
     again = tuning.tune_products()
-    assert again["source"] == "cache" and (again["tiling"], again["rows"], again["packed"]) == flags
+    assert again["source"] == "cache" and tuple(again[k] for k in flag_names) == flags
+
+
+@pytest.mark.parametrize("small, large", [(True, False), (False, True)])
+def test_weights_are_packed_by_their_size_as_chosen(small, large):
+    """Small weights (at most ROW_KERNEL_MAX_WEIGHTS entries: the LSTM's W_hh up to H = 128) and large ones
+    are packed or not each as the tuning chose."""
+    from kernels import cpu
+    from kernels.params import init_params
+
+    was = strategy()
+    try:
+        set_strategy(was[0], was[1], small, large)
+        for hidden, packed in ((16, small), (128, small), (144, large)):
+            p = init_params("lstm", 2, hidden, 1, np.random.default_rng(0), np.float32)
+            layer = cpu._layer(p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"], {})
+            assert (layer.W_hhT.ndim, layer.W_hh_bwd.ndim) == ((3, 3) if packed else (2, 2)), hidden
+    finally:
+        set_strategy(*was)
 
 
 @pytest.mark.parametrize("forced, want", [("blas", (False, False, False)), ("tiles", (True, False, False)),
@@ -137,7 +157,8 @@ def test_the_choice_is_measured_once_then_read_from_the_cache(fresh):
 def test_the_environment_forces_the_choice_without_measuring(fresh, monkeypatch, forced, want):
     monkeypatch.setenv(tuning.ENV_FORCE, forced)
     choice = tuning.tune_products()
-    assert choice["source"] == "env" and (choice["tiling"], choice["rows"], choice["packed"]) == want == strategy()
+    got = (choice["tiling"], choice["rows"], choice["packed_small"], choice["packed_large"])
+    assert choice["source"] == "env" and got == (*want, want[2]) == strategy()
     assert not fresh.exists()
 
 
@@ -150,12 +171,15 @@ def test_an_unknown_forced_choice_is_ignored_and_measured(fresh, monkeypatch):
 @pytest.mark.parametrize("damage", [b"", b"{not json", b"[1, 2]", b'{"KEY": {"tiling": "yes"}}',
                                     b'{"KEY": {"tiling": true, "tiled_ms": 1, "whole_ms": 2}}',
                                     b'{"KEY": {"tiling": true, "rows": true, "tiled_ms": 1, "whole_ms": 2, '
-                                    b'"rows_ms": 1, "blas_ms": 2}}'])   # older files: no packed choice
+                                    b'"rows_ms": 1, "blas_ms": 2}}',    # older files: no packed choice
+                                    b'{"KEY": {"tiling": true, "rows": true, "packed": true, "tiled_ms": 1, '
+                                    b'"whole_ms": 2, "rows_ms": 1, "blas_ms": 2, "packed_ms": 1}}'])  # one for both
 def test_a_damaged_or_older_cache_is_measured_again_and_rewritten(fresh, monkeypatch, damage):
     monkeypatch.setattr(tuning, "measure", _quick_measure)
     fresh.write_bytes(damage.replace(b"KEY", tuning.machine_key().encode()))
     choice = tuning.tune_products()
-    assert choice["source"] == "measured" and (choice["tiling"], choice["rows"], choice["packed"]) == (False, True, False)
+    assert choice["source"] == "measured"
+    assert (choice["tiling"], choice["rows"], choice["packed_small"], choice["packed_large"]) == (False, True, True, False)
     assert json.loads(fresh.read_text())[tuning.machine_key()]["rows"] is True
 
 
