@@ -173,7 +173,10 @@ def test_an_unknown_forced_choice_is_ignored_and_measured(fresh, monkeypatch):
                                     b'{"KEY": {"tiling": true, "rows": true, "tiled_ms": 1, "whole_ms": 2, '
                                     b'"rows_ms": 1, "blas_ms": 2}}',    # older files: no packed choice
                                     b'{"KEY": {"tiling": true, "rows": true, "packed": true, "tiled_ms": 1, '
-                                    b'"whole_ms": 2, "rows_ms": 1, "blas_ms": 2, "packed_ms": 1}}'])  # one for both
+                                    b'"whole_ms": 2, "rows_ms": 1, "blas_ms": 2, "packed_ms": 1}}',  # one for both
+                                    b'{"KEY": {"tiling": true, "rows": true, "packed_small": true, "packed_large": true, '
+                                    b'"tiled_ms": 1, "whole_ms": 2, "rows_ms": 1, "blas_ms": 2, "packed_small_ms": 1, '
+                                    b'"packed_large_ms": 1}}'])          # no version: blas_ms was one call
 def test_a_damaged_or_older_cache_is_measured_again_and_rewritten(fresh, monkeypatch, damage):
     monkeypatch.setattr(tuning, "measure", _quick_measure)
     fresh.write_bytes(damage.replace(b"KEY", tuning.machine_key().encode()))
