@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from kernels.blas import _gemm_call, _row_kernel, _tiled_call, gemm, set_strategy, strategy
-from kernels.config import JIT
+from kernels.config import JIT, own_the_threads
 from kernels.cpu_common import aligned_empty
 from kernels.packed import pack, packed_gemm
 
@@ -103,6 +103,7 @@ def measure() -> dict:
     ``blas_ms``: the small-weight products as :func:`kernels.blas.gemm` runs them without the row kernel,
     in tiles if they won on the large ones (OpenBLAS's AVX-512 small-matrix kernels: 115 GFLOP/s for
     (16×128)·(128×512) on a Zen 4 core, where one call ran 53 and the row kernel 52-66)."""
+    own_the_threads()     # as the kernels run them: a two-thread OpenBLAS once made one call look faster
     times = {"tiled_ms": _ms(TILE_SHAPES, TILES), "whole_ms": _ms(TILE_SHAPES, ONE_CALL),
              "rows_ms": _ms(ROW_SHAPES, ROWS)}
     was = strategy()
