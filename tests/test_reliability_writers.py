@@ -13,6 +13,7 @@ import pytest
 
 from sessions import SessionBusyError, SessionWriter, open_session, validate
 from sessions import writer as writer_mod
+from tests.terminal import ctrl_c_reaches_it
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ["-m", "explorer", "train", "--task", "adding", "--seq-len", "5", "--cell", "rnn", "--hidden", "4",
@@ -38,11 +39,9 @@ def test_a_second_train_force_on_a_file_being_written_is_refused_and_the_first_g
     if writer_mod.probe_writer_lock(__file__) is None:
         pytest.skip("no OFD locks on this platform: liveness is not detectable")
     out = tmp_path / "same.h5"
-    # Ctrl-C must reach it as it does from a terminal, also where this test runs as a background job (whose
-    # children inherit SIGINT ignored, and then Python installs no KeyboardInterrupt handler)
     first = subprocess.Popen([sys.executable, *TRAIN, "--steps", "100000000", "--out", str(out)], cwd=tmp_path,
                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                             preexec_fn=ctrl_c_reaches_it)
     try:
         deadline = time.monotonic() + 180   # a cold kernel cache compiles first
         while _steps(out) < 20:

@@ -16,6 +16,7 @@ import pytest
 
 from explorer.training import CheckpointRecord, StatusRecord, StepRecord, TrainConfig, Trainer
 from sessions import open_session
+from tests.terminal import ctrl_c_reaches_it
 
 ARGS = ["--task", "adding", "--seq-len", "12", "--cell", "rnn,lstm", "--hidden", "8", "--batch", "8",
         "--test-size", "16", "--quiet"]
@@ -109,7 +110,7 @@ def test_a_run_killed_with_kill_9_resumes_and_matches_an_uninterrupted_run(tmp_p
 def test_a_stopped_run_resumes_from_its_last_checkpoint(tmp_path):
     whole = _uninterrupted(tmp_path, STEPS)
     stopped = tmp_path / "stopped.h5"
-    proc = _train(["--steps", str(STEPS)], stopped, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = _train(["--steps", str(STEPS)], stopped, preexec_fn=ctrl_c_reaches_it)
     _pause_at_step(stopped, 30, proc)
     proc.send_signal(signal.SIGINT)          # Ctrl-C: the runs end "stopped", the file is closed
     proc.send_signal(signal.SIGCONT)
