@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 
 from explorer.card import final_mean
@@ -256,6 +257,21 @@ def train_and_report(trainer, recorder, args, history: dict, statuses: dict, out
     bar = None if args.quiet else ProgressLine(config.steps, lambda: "  ".join(
         f"{c} loss {h['loss'][-1]:.4g}" for c, h in history.items() if h["loss"]))
     interrupted = False
+
+    def on_ctrl_c(signum, frame):
+        # the first Ctrl-C ends the run after the current step, through the trainer's own stop (checkpoint, then
+        # "stopped"): a KeyboardInterrupt raised mid-record would leave a half-written row in the file; a second
+        # Ctrl-C interrupts at once
+        nonlocal interrupted
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted = True
+        trainer.stop()
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    except ValueError:          # not the main thread: Ctrl-C is not ours to handle
+        previous = None
     try:
         for rec in trainer.run(resume):
             if recorder is not None:
@@ -280,6 +296,8 @@ def train_and_report(trainer, recorder, args, history: dict, statuses: dict, out
                     recorder.record(StatusRecord(cell, "stopped", len(history[cell]["loss"]),
                                                  "interrupted with Ctrl-C"))
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         if bar:
             bar.close()
         if recorder is not None:
