@@ -547,8 +547,9 @@ class Trainer:
         completes is evaluated on the held-out test set (:class:`TestRecord`, ``final=True``;
         also every ``test_every`` steps when set) before its status record.
 
-        A :class:`CheckpointRecord` comes after a step at least every :attr:`checkpoint_s` seconds, and
-        before the ``stopped`` statuses. ``resume``, such a checkpoint of this configuration, goes on from
+        A :class:`CheckpointRecord` comes after a step at least every :attr:`checkpoint_s` seconds, before
+        the ``stopped`` statuses, and after the last step when cells reached the cap (still active in it:
+        a raised cap goes on with them). ``resume``, such a checkpoint of this configuration, goes on from
         the step after it with the batches, parameters, optimizer and stop-rule states it holds: every
         later step is the one an uninterrupted run takes."""
         import json
@@ -617,6 +618,8 @@ class Trainer:
             if time.monotonic() - last_checkpoint >= self.checkpoint_s and step < cfg.steps:
                 yield checkpoint(step)
                 last_checkpoint = time.monotonic()
+        if active:      # the state at the cap: ``train --resume FILE --steps N`` goes on from it
+            yield checkpoint(cfg.steps)
         for cell in active:
             if cfg.test_size:
                 yield self._test_record(cell, cfg.steps, now(), final=True)

@@ -271,12 +271,13 @@ class SessionWriter:
         self.saved_as: str | None = None
 
     @classmethod
-    def reopen(cls, path, step: int, running: Iterable[str], *, flush_interval_s: float = 1.0,
-               flush_every_steps: int | None = None) -> "SessionWriter":
+    def reopen(cls, path, step: int, running: Iterable[str], *, steps: int | None = None,
+               flush_interval_s: float = 1.0, flush_every_steps: int | None = None) -> "SessionWriter":
         """(1.5) Open a session file to go on writing it from the end of ``step`` (``train --resume``): every
         row, probe and test row after ``step`` is cut away, the runs in ``running`` (those still training at
         the checkpoint) are ``running`` again with what was solved after ``step`` forgotten, and the file
-        switches to SWMR mode. A file another live process writes is refused, untouched."""
+        switches to SWMR mode. ``steps``, when given, is the new step cap written into every run's
+        configuration (``--resume FILE --steps N``). A file another live process writes is refused, untouched."""
         self = cls.__new__(cls)
         self._setup(path, flush_interval_s, flush_every_steps)
         self._lock_fd, _ = claim_new_file(self.path, overwrite=True)
@@ -303,6 +304,8 @@ class SessionWriter:
                                  json.loads(_text_of(a["param_grad_names"])),
                                  {k: ds.shape for k, ds in g["params"].items() if isinstance(ds, h5py.Dataset)})
                 _cut_after(run, step)
+                if steps is not None:
+                    _set_config_steps(g["config"], steps)
                 if name in running:
                     if int(run.solved[0][()]) > step:
                         run.solved[0][()] = np.int64(0)
@@ -950,6 +953,14 @@ def _short(exc: BaseException) -> str:
         return f"{m.group(2)} (errno {m.group(1)})"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:300]
+
+
+def _set_config_steps(group, steps: int) -> None:
+    """Write the step cap ``steps`` into a run's ``config`` group (its JSON and its browsable attribute)."""
+    config = json.loads(_text_of(group.attrs["json"]))
+    config["steps"] = int(steps)
+    group.attrs["json"] = json.dumps(config, sort_keys=False, default=_json_default)
+    _set_browse_attr(group, "steps", int(steps))
 
 
 def _text_of(value) -> str:

@@ -3,6 +3,7 @@ batch-stream state, stop rules, step); a run killed with kill -9 or stopped goes
 same runs, and every step after the resume is the step an uninterrupted run takes."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -28,13 +29,14 @@ def _train(args, out, env=None, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-def _resume(path):
-    return subprocess.run([sys.executable, "-m", "explorer", "train", "--resume", str(path), "--quiet"],
+def _resume(path, *more):
+    return subprocess.run([sys.executable, "-m", "explorer", "train", "--resume", str(path), "--quiet", *more],
                           capture_output=True, text=True, timeout=300)
 
 
-def _same_runs(a, b) -> None:
-    """Every recorded step, probe, test figure and final weight of ``a`` equals ``b``'s (wall times aside)."""
+def _same_runs(a, b, tests_before=0) -> None:
+    """Every recorded step, probe, test figure and final weight of ``a`` equals ``b``'s (wall times aside);
+    ``a``'s first ``tests_before`` test rows (taken at an earlier cap) aside."""
     with open_session(a) as sa, open_session(b) as sb:
         for name in ("rnn", "lstm"):
             ra, rb = sa.run(name), sb.run(name)
@@ -47,7 +49,8 @@ def _same_runs(a, b) -> None:
             np.testing.assert_array_equal(ra.probe_steps, rb.probe_steps)
             for key in ("grad_norm_t", "saliency", "spectrum", "h"):
                 np.testing.assert_array_equal(ra.probe_series(key), rb.probe_series(key), err_msg=f"{name} {key}")
-            assert [(t["step"], t["loss"]) for t in ra.tests] == [(t["step"], t["loss"]) for t in rb.tests]
+            assert [(t["step"], t["loss"]) for t in ra.tests[tests_before:]] == \
+                [(t["step"], t["loss"]) for t in rb.tests]
             for k, v in ra.params.items():
                 np.testing.assert_array_equal(v, rb.params[k], err_msg=k)
 
@@ -122,6 +125,28 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint(tmp_path):
     _same_runs(stopped, whole)
 
 
+@pytest.mark.slow
+def test_a_finished_run_trains_on_when_its_cap_is_raised(tmp_path):
+    """`--resume FILE --steps N`: runs that reached their cap go on from the checkpoint taken there, to N,
+    exactly as a run given N steps from the start; the file's configuration says N."""
+    probes = ["--probe-every", "10"]
+    whole = _train(["--steps", "120", *probes], tmp_path / "whole.h5")
+    assert whole.wait(timeout=300) == 0, whole.communicate()
+    first = _train(["--steps", "50", *probes], tmp_path / "first.h5")
+    assert first.wait(timeout=300) == 0, first.communicate()
+    with open_session(tmp_path / "first.h5") as s:
+        assert s.checkpoint["step"] == 50 and {r.status for r in s.runs} == {"completed"}
+    r = _resume(tmp_path / "first.h5", "--steps", "120")
+    assert r.returncode == 0, r.stderr
+    assert "after step 50 of 120 (the cap raised from 50)" in r.stderr
+    assert [line.split()[:3] for line in r.stdout.splitlines() if line.split()[:1] in (["rnn"], ["lstm"])] == \
+        [["rnn", "completed", "120"], ["lstm", "completed", "120"]]
+    _same_runs(tmp_path / "first.h5", tmp_path / "whole.h5", tests_before=1)
+    info = subprocess.run([sys.executable, "-m", "explorer", "info", "--json", str(tmp_path / "first.h5")],
+                          capture_output=True, text=True, timeout=120)
+    assert {run["config"]["steps"] for run in json.loads(info.stdout)["runs"]} == {120}
+
+
 def test_the_trainer_goes_on_from_a_checkpoint_exactly(monkeypatch):
     """In process: a trainer stopped after step 7 yields a checkpoint first; a new trainer given it yields the
     same steps as one that was never stopped (an until-solved cell's stop rule and the batch stream included)."""
@@ -149,10 +174,14 @@ def test_resume_errors_are_one_line(tmp_path):
     old = record_session(tmp_path / "old.h5", steps=5)            # finished: nothing to resume
     r = _resume(old)
     assert r.returncode == 2 and "nothing to resume" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "explorer", "train", "--resume", old, "--steps", "9"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "drop --steps" in r.stderr
+    assert "add --steps N" in r.stderr                            # ... unless its cap is raised
     results = [r]
+    r = subprocess.run([sys.executable, "-m", "explorer", "train", "--resume", old, "--seed", "9"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "drop --seed" in r.stderr
+    results.append(r)
+    results.append(_resume(old, "--steps", "5"))                  # a cap that is not raised
+    assert results[-1].returncode == 2 and "give more than the file's 5 steps" in results[-1].stderr
     none = tmp_path / "none.h5"                                  # stopped before its first checkpoint
     shutil.copy(old, none)
     with h5py.File(none, "r+") as f:

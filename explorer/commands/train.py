@@ -3,11 +3,13 @@
 Shows a progress bar (steps/s, latest loss per cell), then a summary per cell:
 final loss and metric (mean of the last 50 steps), the chance baseline, solved
 or not, steps/s. With --out the run is recorded to an HDF5 session file, which keeps a
-checkpoint every minute: a run killed or stopped goes on with `train --resume FILE`.
+checkpoint every minute: a run killed or stopped goes on with `train --resume FILE`, and one
+that reached its cap trains on with `train --resume FILE --steps N`.
 
 examples:
   lstm-explorer train --task adding --seq-len 100 --cell rnn,lstm --hidden 64 \\
       --batch 32 --steps 3000 --lr 1e-2 --optimizer adam --clip 1.0 --seed 0 --out run.h5
+  lstm-explorer train --resume run.h5 --steps 6000              # train on past the cap, in the same file
   lstm-explorer train --from run.h5 --seed 1 --out seed1.h5     # the same run with another seed
   lstm-explorer train --from run.h5 --seed 2 --out seed2.h5     # (replay run.h5 seed1.h5 seed2.h5 --bands)
 """
@@ -65,8 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
     p.add_argument("--resume", metavar="FILE.h5",
                    help="go on with the runs recorded in this session file from its last checkpoint (kept every "
-                        "minute while training, and when stopped), appending to them; the configuration is "
-                        "the file's (no other option but --quiet)")
+                        "minute while training, at the cap, and when stopped), appending to them; the "
+                        "configuration is the file's (no other option but --quiet, and --steps N to raise its "
+                        "cap: runs that reached it train on to N)")
 
 
 #: TrainConfig fields whose option has another name (every other field's option is its own name)
@@ -209,26 +212,42 @@ def run(args: argparse.Namespace) -> int:
 
 
 def resume(args: argparse.Namespace) -> int:
-    """``train --resume FILE``: the file's configuration, its newest checkpoint, its rows up to it."""
+    """``train --resume FILE [--steps N]``: the file's configuration, its newest checkpoint, its rows up to it;
+    ``--steps`` raises the file's step cap, so that runs which reached it train on."""
+    import dataclasses
+
     from explorer.errors import ConfigError
     from explorer.recording import SessionRecorder
     from explorer.training import CheckpointRecord, Trainer
     from sessions import open_session
 
     given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
-             if k not in ("resume", "quiet", "command", "_module") and v not in (None, False)]
+             if k not in ("resume", "quiet", "steps", "command", "_module") and v not in (None, False)]
     if given:
-        raise ConfigError(f"--resume takes the file's configuration: drop {', '.join(given)}")
+        raise ConfigError(f"--resume takes the file's configuration (only --steps, to raise its cap): "
+                          f"drop {', '.join(given)}")
     path = args.resume
     config = config_from_session(path)
+    cap = config.steps
+    if args.steps is not None:
+        if args.steps <= cap:
+            raise ConfigError(f"--steps with --resume raises the cap: give more than the file's {cap:,} steps")
+        config = dataclasses.replace(config, steps=args.steps).validate()
     with open_session(path) as s:
         ended = [f"{r.name} {r.status}" for r in s.runs if r.status in ("completed", "diverged")]
-        if len(ended) == len(s.runs):
-            raise ConfigError(f"{path}: nothing to resume, every run ended ({', '.join(ended)})")
+        if args.steps is None and len(ended) == len(s.runs):
+            raise ConfigError(f"{path}: nothing to resume, every run ended ({', '.join(ended)}); "
+                              f"to train on past the cap of {cap:,} steps, add --steps N")
         ck = s.checkpoint
         if ck is None:
             raise ConfigError(f"{path} holds no checkpoint to resume from (a run keeps one a minute in, and when "
                               f"stopped; files before session format 1.5 keep none)")
+        if ck["step"] >= config.steps:
+            raise ConfigError(f"{path}: every step up to the cap of {cap:,} was trained; "
+                              f"to train on, add --steps N")
+        if not any(int(state["active"]) for state in ck["runs"].values()):
+            raise ConfigError(f"{path}: nothing to resume, no run was still training at its last checkpoint "
+                              f"(step {ck['step']:,})")
         history, statuses, outcomes = {}, {}, {}
         for r in s.runs:     # what the file holds up to the checkpoint: the summary covers the whole run
             step, time, loss = r.scalar("loss")
@@ -240,8 +259,9 @@ def resume(args: argparse.Namespace) -> int:
                 outcomes[r.name] = {"solved_at": r.solved_at, "test": r.test}
     trainer = Trainer(config)
     point = CheckpointRecord(ck["step"], ck["time"], ck["rng"], ck["runs"])
-    recorder = SessionRecorder.reopen(path, point)
-    print(f"resuming {path} after step {point.step:,} of {config.steps:,}", file=sys.stderr)
+    recorder = SessionRecorder.reopen(path, point, steps=args.steps)
+    raised = f" (the cap raised from {cap:,})" if args.steps is not None else ""
+    print(f"resuming {path} after step {point.step:,} of {config.steps:,}{raised}", file=sys.stderr)
     return train_and_report(trainer, recorder, args, history, statuses, outcomes, resume=point)
 
 
