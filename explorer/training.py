@@ -21,7 +21,6 @@ import numpy as np
 
 from explorer.errors import ConfigError
 
-OPTIMIZERS = ("adam", "sgd")
 def cell_names() -> tuple[str, ...]:
     """The registered cells (kernels.cells), in registry order: rnn, lstm, gru, then any added."""
     from kernels import cells
@@ -47,7 +46,7 @@ class TrainConfig:
     hidden: int = 64                # hidden units H
     batch: int = 32                 # sequences per training step B
     steps: int = 3000               # training steps per cell
-    optimizer: str = "adam"         # "adam" | "sgd" (SGD with momentum)
+    optimizer: str = "adam"         # "adam" | "sgd" (SGD with momentum) | "rmsprop[:alpha]" (kernels.optim)
     lr: float = 1e-2                # learning rate (Adam at 1e-2 solves the default adding run with the LSTM)
     momentum: float = 0.9           # SGD momentum (ignored by Adam)
     clip: float = 1.0               # clip gradients to this global L2 norm; 0 disables
@@ -103,8 +102,8 @@ class TrainConfig:
              f"batch must be an integer from 1 to 65536, got {self.batch!r}")
         need(is_int(self.steps) and 1 <= self.steps <= 100_000_000,
              f"steps must be a positive integer, got {self.steps!r}")
-        need(self.optimizer in OPTIMIZERS,
-             f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        need(isinstance(self.optimizer, str), f"optimizer must be a name, got {self.optimizer!r}")
+        _check_optimizer(self.optimizer)
         need(is_real(self.lr) and math.isfinite(self.lr) and 0 < self.lr <= 10,
              f"lr must be a number in (0, 10], got {self.lr!r}")
         need(is_real(self.momentum) and 0 <= self.momentum < 1,
@@ -664,6 +663,17 @@ class Trainer:
             raise ConfigError(f"the checkpoint does not fit this configuration: {exc}") from None
         active = [cell for cell in self.models if int(ck.cells[cell]["active"])]
         return active, ck.step + 1, float(ck.wall_time)
+
+
+def _check_optimizer(text: str) -> None:
+    """A :class:`ConfigError` unless ``text`` names an optimizer (kernels.optim.parse_optimizer)."""
+    from kernels.errors import KernelInputError
+    from kernels.optim import parse_optimizer
+
+    try:
+        parse_optimizer(text)
+    except KernelInputError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _checkpoint_seconds() -> float:

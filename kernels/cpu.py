@@ -13,7 +13,7 @@ from kernels.config import PARALLEL_MIN_MACS, cpu_threads, own_the_threads
 from kernels.cpu_common import aligned_copy, aligned_empty, aligned_zeros, even_bounds
 from kernels.errors import KernelInputError
 from kernels.model import ModelBase, train_tiny_models
-from kernels.optim import adam_step, clip_by_norm, global_norm, sgd_step
+from kernels.optim import adaptive_step, clip_by_norm, global_norm, sgd_step
 from kernels.packed import STRIP, pack, packable
 from kernels.params import check_backward_input, check_input, check_params, flat_views, initial_states
 from kernels.readout import readout_loss
@@ -180,7 +180,7 @@ class CpuModel(ModelBase):
         self._grad = np.zeros(size, self.dtype)
         self.params = flat_views(self.shapes, self._flat)
         self.grads = flat_views(self.shapes, self._grad)
-        self._state = [np.zeros(size, self.dtype), np.zeros(size, self.dtype)]  # Adam m, v (SGD uses the first)
+        self._state = [np.zeros(size, self.dtype), np.zeros(size, self.dtype)]  # Adam/RMSprop m, v (SGD: m)
         self._updates = 0
         self._ws: _Workspace | None = None
 
@@ -239,11 +239,11 @@ class CpuModel(ModelBase):
         norm = float(global_norm(self._grad))
         clip_by_norm(self._grad, self.clip, norm)
         self._updates += 1
-        if self.optimizer == "adam":
-            adam_step(self._flat, self._grad, self._state[0], self._state[1], self.lr,
-                      self.betas[0], self.betas[1], self.eps, self._updates)
-        else:
+        if self.optimizer == "sgd":
             sgd_step(self._flat, self._grad, self._state[0], self.lr, self.momentum, self._updates)
+        else:
+            adaptive_step(self._flat, self._grad, self._state[0], self._state[1], *self.adaptive_coefficients(),
+                          self.eps)
         return StepStats(loss=loss, out=out, grad_norm=norm, param_grad_norms=param_norms,
                          dh_norm=norms.sum(axis=0) / B)
 
@@ -267,7 +267,7 @@ def compiled_kernels():
     from kernels import optim, packed, spectrum
 
     cell_kernels = [k for spec in _cells.specs() for k in spec.cpu_kernels().dispatchers]
-    return cell_kernels + [optim.global_norm, optim.clip_by_norm, optim.adam_step, optim.sgd_step,
+    return cell_kernels + [optim.global_norm, optim.clip_by_norm, optim.adaptive_step, optim.sgd_step,
                            spectrum._extend, spectrum._top_singular, packed.pack_into]
 
 

@@ -225,7 +225,7 @@ class CudaModel(ModelBase):
         self._kern = self.spec.cuda_kernels()
         size, dtype = self._flat.size, self.dtype
         self._grad = _zeros(size, dtype)
-        self._state = [_zeros(size, dtype), _zeros(size, dtype)]  # Adam m, v (SGD: buffer)
+        self._state = [_zeros(size, dtype), _zeros(size, dtype)]  # Adam/RMSprop m, v (SGD: buffer)
         self.params = flat_views(self.shapes, self._flat)
         self.grads = flat_views(self.shapes, self._grad)
         self._bias = cuda.device_array(self.shapes["bias_ih"][0], dtype)
@@ -301,15 +301,13 @@ class CudaModel(ModelBase):
         self._updates += 1
         S, n = self._norms.S, self._flat.size
         t = self.dtype.type
-        if self.optimizer == "adam":
-            b1, b2 = self.betas
-            bc1 = 1.0 - b1 ** self._updates
-            bc2_sqrt = np.sqrt(1.0 - b2 ** self._updates)
-            launch_1d(k.clip_adam, n, self._flat, self._grad, self._state[0], self._state[1], self._norms.norms, S,
-                      float(self.clip), t(self.lr / bc1), t(b1), t(b2), t(1.0 / bc2_sqrt), t(self.eps))
-        else:
+        if self.optimizer == "sgd":
             launch_1d(k.clip_sgd, n, self._flat, self._grad, self._state[0], self._norms.norms, S,
                       float(self.clip), t(self.lr), t(self.momentum), self._updates == 1, self.momentum != 0.0)
+        else:
+            step_size, b1, b2, inv_bc2 = self.adaptive_coefficients()
+            launch_1d(k.clip_adaptive, n, self._flat, self._grad, self._state[0], self._state[1], self._norms.norms,
+                      S, float(self.clip), t(step_size), t(b1), t(b2), t(inv_bc2), t(self.eps))
         # metrics back to the host (small): loss terms, outputs, norms, dh_norm
         rowval = ro["rowval"].copy_to_host().astype(np.float64)
         out = ro["out"].copy_to_host()

@@ -16,7 +16,7 @@ Speed design (see also kernels/gpu_lstm.py for the recurrent part)
   two-stage reduction (:func:`_sumsq_segments`: a grid-stride loop plus a
   shared-memory tree per block, one block row per parameter, accumulated in
   float64 like the CPU; then :func:`_finish_norms`).
-- **Clipping fused into the optimizer.** :func:`_clip_adam` / :func:`_clip_sgd`
+- **Clipping fused into the optimizer.** :func:`_clip_adaptive` / :func:`_clip_sgd`
   read the global norm from device memory and scale the gradient inside the
   update kernel: no host round trip between backward and update.
 - **What crosses PCIe.** Parameters, gradients, optimizer moments, activations and
@@ -235,8 +235,9 @@ def _make(dtype, TILE: int, TPB: int):
             total += t
         norms[S] = math.sqrt(total)
 
-    def clip_adam(p, g, m, v, norms, S, max_norm, step_size, b1, b2, inv_bc2, eps):
-        """Clip by the global norm norms[S] (as clip_grad_norm_) and take one Adam step, fused."""
+    def clip_adaptive(p, g, m, v, norms, S, max_norm, step_size, b1, b2, inv_bc2, eps):
+        """Clip by the global norm norms[S] (as clip_grad_norm_) and take one Adam or RMSprop step, fused
+        (the coefficients of kernels.optim.adaptive_coefficients)."""
         k = cuda.grid(1)
         if k >= p.shape[0]:
             return
@@ -301,7 +302,7 @@ def _make(dtype, TILE: int, TPB: int):
             nrm[t] = buf[0] / B
 
     return dict(gemm=gemm, readout_rows=readout_rows, colsum=colsum, add=add, fill=fill,
-                sumsq_segments=sumsq_segments, finish_norms=finish_norms, clip_adam=clip_adam,
+                sumsq_segments=sumsq_segments, finish_norms=finish_norms, clip_adaptive=clip_adaptive,
                 clip_sgd=clip_sgd, dh_norms=dh_norms)
 
 
@@ -320,7 +321,7 @@ def signatures(dtype) -> dict:
         fill=types.void(a1, D),
         sumsq_segments=types.void(a1, i1, f2),
         finish_norms=types.void(f2, f1),
-        clip_adam=types.void(a1, a1, a1, a1, f1, i8, f8, D, D, D, D, D),
+        clip_adaptive=types.void(a1, a1, a1, a1, f1, i8, f8, D, D, D, D, D),
         clip_sgd=types.void(a1, a1, a1, f1, i8, f8, D, D, types.boolean, types.boolean),
         dh_norms=types.void(a3, a1),
     )

@@ -5,6 +5,7 @@ import numpy as np
 
 from kernels import cells, spectrum
 from kernels.errors import KernelInputError
+from kernels.optim import adaptive_coefficients, parse_optimizer
 from kernels.params import PARAM_KEYS, check_params, flat_views, init_params, param_shapes
 from kernels.readout import LOSS_KINDS
 
@@ -19,7 +20,8 @@ class ModelBase:
     params : dict with :data:`kernels.params.PARAM_KEYS` (PyTorch layout), copied in
     loss_kind : one of :data:`kernels.readout.LOSS_KINDS`
     window : final steps read out (1 for the ``*_last`` losses)
-    optimizer : "adam" | "sgd";  lr, momentum, clip (0 disables), betas, eps as in PyTorch
+    optimizer : "adam" | "sgd" | "rmsprop[:alpha]" (kernels/optim.py);  lr, momentum, clip (0 disables),
+        betas, eps as in PyTorch
     **cell_options : the cell's options (its spec's ``options``), e.g. ``activation="relu"`` for the RNN
     """
 
@@ -30,8 +32,6 @@ class ModelBase:
         self.options = self.spec.check_options(cell_options)
         if loss_kind not in LOSS_KINDS:
             raise KernelInputError(f"unknown loss kind {loss_kind!r}: choose one of {', '.join(LOSS_KINDS)}")
-        if optimizer not in ("adam", "sgd"):
-            raise KernelInputError(f"unknown optimizer {optimizer!r}: choose adam or sgd")
         n_in, H, dtype = check_params(cell, params)
         missing = [k for k in PARAM_KEYS if k not in params]
         if missing:
@@ -39,7 +39,8 @@ class ModelBase:
         n_out = np.shape(params["readout.weight"])[0]
         self.cell, self.n_in, self.hidden, self.n_out, self.dtype = cell, n_in, H, n_out, np.dtype(dtype)
         self.loss_kind, self.window = loss_kind, int(window)
-        self.optimizer, self.lr, self.momentum, self.clip = optimizer, lr, momentum, clip
+        self.optimizer, self.alpha = parse_optimizer(optimizer)
+        self.lr, self.momentum, self.clip = lr, momentum, clip
         self.betas, self.eps = betas, eps
         self.shapes = param_shapes(cell, n_in, H, n_out)
         flat = np.empty(sum(int(np.prod(s)) for s in self.shapes.values()), dtype)
@@ -49,6 +50,10 @@ class ModelBase:
                 raise KernelInputError(f"{name} has shape {value.shape}, expected {view.shape}")
             view[:] = value
         self._flat = self._place(flat)
+
+    def adaptive_coefficients(self) -> tuple[float, float, float, float]:
+        """Adam's or RMSprop's coefficients for the current update (see kernels.optim.adaptive_coefficients)."""
+        return adaptive_coefficients(self.optimizer, self.lr, self.betas, self.alpha, self._updates)
 
     def _place(self, flat: np.ndarray):
         """Where the parameters live: the host array itself, or a device copy."""
@@ -69,7 +74,7 @@ class ModelBase:
 
     def training_state(self) -> dict[str, np.ndarray]:
         """What resuming needs besides the batches: host copies of the flat parameters, the optimizer's
-        two buffers (Adam's m and v; SGD's momentum in m) and its update count (``updates``, int64)."""
+        two buffers (Adam's m and v, RMSprop's in v; SGD's momentum in m) and its update count (``updates``, int64)."""
         return {"flat": self._fetch(self._flat), "m": self._fetch(self._state[0]), "v": self._fetch(self._state[1]),
                 "updates": np.int64(self._updates)}
 

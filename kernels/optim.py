@@ -1,12 +1,47 @@
-"""Gradient clipping by global norm, SGD with momentum, and Adam (PyTorch's formulas).
+"""Gradient clipping by global norm, SGD with momentum, Adam and RMSprop (PyTorch's formulas).
 
-All three work on one flat parameter buffer and its flat gradient (see
-kernels/params.py), in one pass each.
+All work on one flat parameter buffer and its flat gradient (see kernels/params.py), in one pass
+each. Adam and RMSprop share one update, :func:`adaptive_step`: RMSprop is Adam without momentum and
+without bias correction (:func:`adaptive_coefficients`).
 """
 import numpy as np
 from numba import njit
 
 from kernels.config import JIT
+from kernels.errors import KernelInputError
+
+#: the optimizers, each with the default of its one option, or None where it takes none
+#: ("rmsprop:α", α the smoothing constant of the squared-gradient average, PyTorch's default 0.99)
+OPTIMIZERS = {"adam": None, "sgd": None, "rmsprop": 0.99}
+
+
+def parse_optimizer(text: str) -> tuple[str, float | None]:
+    """``"adam"`` | ``"sgd"`` | ``"rmsprop[:alpha]"`` -> ``(name, alpha)`` (alpha None but for RMSprop)."""
+    name, _, option = str(text).strip().partition(":")
+    if name not in OPTIMIZERS:
+        raise KernelInputError(f"unknown optimizer {text!r}: choose adam, sgd or rmsprop[:alpha]")
+    if OPTIMIZERS[name] is None:
+        if option:
+            raise KernelInputError(f"optimizer {name} takes no option, got {text!r}")
+        return name, None
+    try:
+        alpha = float(option) if option else OPTIMIZERS[name]
+    except ValueError:
+        raise KernelInputError(f"{name}'s smoothing constant must be a number in [0, 1), got {option!r}") from None
+    if not 0.0 <= alpha < 1.0:
+        raise KernelInputError(f"{name}'s smoothing constant must be in [0, 1), got {alpha:g}")
+    return name, alpha
+
+
+def adaptive_coefficients(optimizer: str, lr: float, betas: tuple[float, float], alpha: float | None,
+                          step: int) -> tuple[float, float, float, float]:
+    """``(step_size, beta1, beta2, inv_bc2)`` of :func:`adaptive_step` at update ``step`` (1-based): Adam's
+    (``torch.optim.Adam``: lr/(1-β1^t), β1, β2, 1/√(1-β2^t)) or RMSprop's (``torch.optim.RMSprop``, no
+    momentum, not centered: lr, 0, α, 1)."""
+    if optimizer == "rmsprop":
+        return lr, 0.0, alpha, 1.0
+    b1, b2 = betas
+    return lr / (1.0 - b1 ** step), b1, b2, 1.0 / np.sqrt(1.0 - b2 ** step)
 
 
 @njit(**JIT)
@@ -47,18 +82,15 @@ def sgd_step(p, g, buf, lr, momentum, step):
 
 
 @njit(**JIT)
-def adam_step(p, g, m, v, lr, beta1, beta2, eps, step):
-    """Adam (``torch.optim.Adam``, no weight decay) on flat arrays; ``step`` is 1-based."""
-    bc1 = 1.0 - beta1 ** step
-    bc2_sqrt = np.sqrt(1.0 - beta2 ** step)
+def adaptive_step(p, g, m, v, step_size, beta1, beta2, inv_bc2, eps):
+    """One Adam or RMSprop update on flat arrays (no weight decay), with :func:`adaptive_coefficients`:
+    ``m = β1·m + (1-β1)·g``, ``v = β2·v + (1-β2)·g²``, ``p -= step_size·m / (√v·inv_bc2 + eps)``."""
     t = p.dtype.type
     b1, b2, one = t(beta1), t(beta2), t(1.0)
-    step_size = t(lr / bc1)
-    inv_bc2 = t(1.0 / bc2_sqrt)
-    eps_ = t(eps)
+    step_size_, inv_bc2_, eps_ = t(step_size), t(inv_bc2), t(eps)
     for k in range(p.size):
         mk = b1 * m[k] + (one - b1) * g[k]
         vk = b2 * v[k] + (one - b2) * g[k] * g[k]
         m[k] = mk
         v[k] = vk
-        p[k] -= step_size * mk / (np.sqrt(vk) * inv_bc2 + eps_)
+        p[k] -= step_size_ * mk / (np.sqrt(vk) * inv_bc2_ + eps_)

@@ -51,6 +51,11 @@ def test_invalid_values_are_refused_with_the_reason(window):
     window.settings.cell_boxes["lstm"].setChecked(True)
     assert window.settings.error.text() == ""
     assert window.run_button.isEnabled()
+    window.settings.optimizer.setCurrentText("rmsprop:1.5")     # the optimizer list is editable
+    assert "smoothing constant must be in [0, 1)" in window.settings.error.text()
+    assert not window.run_button.isEnabled()
+    window.settings.optimizer.setCurrentText("rmsprop:0.9")
+    assert window.settings.error.text() == "" and window.settings.config().optimizer == "rmsprop:0.9"
 
 
 def test_live_training_fills_every_plot_and_records_the_session(window, qtbot):

@@ -32,7 +32,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=int, help=f"hidden units H (default: {d.hidden})")
     p.add_argument("--batch", type=int, help=f"sequences per step B (default: {d.batch})")
     p.add_argument("--steps", type=int, help=f"training steps (default: {d.steps})")
-    p.add_argument("--optimizer", help=f"adam | sgd (default: {d.optimizer})")
+    p.add_argument("--optimizer", help=f"adam | sgd | rmsprop[:alpha] (RMSprop's smoothing constant alpha, "
+                                       f"default 0.99 as PyTorch's) (default: {d.optimizer})")
     p.add_argument("--lr", type=float, help=f"learning rate (default: {d.lr:g})")
     p.add_argument("--momentum", type=float, help=f"SGD momentum (default: {d.momentum})")
     p.add_argument("--clip", type=float, help=f"clip gradients to this global norm, 0 = off (default: {d.clip})")

@@ -19,6 +19,9 @@ from explorer.training import TrainConfig
 GUI_DEFAULTS = TrainConfig()
 
 
+#: the optimizers offered in the panel's list (any other smoothing constant can be typed: "rmsprop:0.95")
+OPTIMIZER_CHOICES = ("adam", "sgd", "rmsprop", "rmsprop:0.9")
+
 #: the initialisations offered in the panel's list (any other string can be typed)
 INIT_CHOICES = ("default", "orthogonal", "identity", "forget-bias:1", "chrono", "orthogonal+forget-bias:1",
                 "rnn=identity")
@@ -88,7 +91,10 @@ class SettingsPanel(QtWidgets.QWidget):
         self.batch = self._spin(1, 65536, "sequences per training step")
         form.addRow("batch", self.batch)
         self.optimizer = QtWidgets.QComboBox()
-        self.optimizer.addItems(["adam", "sgd"])
+        self.optimizer.setEditable(True)
+        self.optimizer.addItems(OPTIMIZER_CHOICES)
+        self.optimizer.setToolTip("adam, sgd (momentum 0.9) or rmsprop[:alpha] (alpha: the smoothing "
+                                  "constant, 0.99 unless given; 0.9 in Arjovsky et al. and Tallec & Ollivier)")
         form.addRow("optimizer", self.optimizer)
         self.lr = QtWidgets.QLineEdit()
         self.lr.setToolTip("learning rate, e.g. 1e-2")
@@ -154,9 +160,10 @@ class SettingsPanel(QtWidgets.QWidget):
         form.addRow(self.error)
 
         self.set_config(GUI_DEFAULTS)
-        for w in (self.task, self.optimizer, self.backend, self.rnn_activation):
+        for w in (self.task, self.backend, self.rnn_activation):
             w.currentIndexChanged.connect(self._emit)
-        self.init.currentTextChanged.connect(self._emit)
+        for w in (self.init, self.optimizer):
+            w.currentTextChanged.connect(self._emit)
         for w in (self.seq_len, self.hidden, self.batch, self.steps, self.seed, self.probe_every):
             w.valueChanged.connect(self._emit)
         for w in (self.lr, self.clip, self.data_dir):
@@ -219,7 +226,7 @@ class SettingsPanel(QtWidgets.QWidget):
         cfg = dataclasses.replace(
             self._base, task=self.task.currentText(), seq_len=self.seq_len.value(), cells=cells,
             hidden=self.hidden.value(), batch=self.batch.value(), steps=self.steps.value(),
-            until_solved=self.until_solved.isChecked(), optimizer=self.optimizer.currentText(),
+            until_solved=self.until_solved.isChecked(), optimizer=self.optimizer.currentText().strip(),
             lr=self._number(self.lr.text(), "learning rate"), clip=self._number(self.clip.text(), "clip norm"),
             seed=self.seed.value(), backend=self.backend.currentData(), probe_every=self.probe_every.value(),
             init=self.init.currentText().strip(), rnn_activation=self.rnn_activation.currentText())

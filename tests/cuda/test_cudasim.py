@@ -71,6 +71,7 @@ def test_forward_and_backward_match_cpu(backends, cell, options, shape):
 
 CASES = [  # cell, loss kind, K, window, optimizer, (T, B, I, H)
     ("lstm", "mse_last", 1, 1, "adam", (4, 1, 2, 5)),
+    ("gru", "mse_last", 1, 1, "rmsprop:0.9", (3, 2, 2, 5)),
     ("rnn", "ce_last", 3, 1, "sgd", (3, 5, 3, 9)),
     ("lstm", "ce_window", 4, 2, "sgd", (3, 3, 2, 6)),
     ("rnn", "mse_last", 1, 1, "adam", (3, 2, 2, 5)),

@@ -18,7 +18,7 @@ def _all_kernels(dtype):
 
 def test_kernel_list_is_complete():
     names = {name for name, _, _ in _all_kernels(np.float32)}
-    assert {"gemm", "readout_rows", "sumsq_segments", "finish_norms", "clip_adam", "clip_sgd", "dh_norms",
+    assert {"gemm", "readout_rows", "sumsq_segments", "finish_norms", "clip_adaptive", "clip_sgd", "dh_norms",
             "lstm_step_fwd", "lstm_step_bwd", "rnn_step_fwd", "rnn_step_bwd", "gru_step_fwd", "gru_step_bwd",
             "gru_dh0_direct"} <= names
 
