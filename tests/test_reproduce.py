@@ -88,3 +88,21 @@ def test_unknown_preset_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["reproduce", "hs98"])
     assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_the_papers_optimizer_is_one_flag_away(tmp_path, capsys):
+    """`--optimizer rmsprop:0.9 --clip 0` (the copy-task papers' RMSprop, no clipping) overrides the preset's
+    Adam and clip, and the printed settings say so; a bad optimizer is a one-line error before any training."""
+    from explorer.cli import main
+    from explorer.commands.reproduce import print_preset
+
+    p = PRESETS["arjovsky-copy"]
+    plan = build_plan(p, str(tmp_path), optimizer="rmsprop:0.9", clip=0.0)
+    assert (plan.base.optimizer, plan.base.clip) == ("rmsprop:0.9", 0.0)
+    assert p.overridden(plan) == ["optimizer", "clip"]
+    print_preset(p, plan)
+    err = capsys.readouterr().err
+    assert "training: rmsprop:0.9 lr 0.001, clip 0," in err and "overridden here: --optimizer, --clip" in err
+    assert main(["reproduce", "arjovsky-copy", "--optimizer", "rmsprop:2", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "smoothing constant must be in [0, 1)" in err and len(err.strip().splitlines()) == 1

@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=int, help="hidden units H (default: the preset's)")
     p.add_argument("--batch", type=int, help="sequences per step B (default: the preset's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
+    p.add_argument("--optimizer", help="adam | sgd | rmsprop[:alpha] (default: the preset's)")
+    p.add_argument("--clip", type=float, help="clip gradients to this global norm, 0 = off (default: the preset's)")
     p.add_argument("--init", help="initialisation; several separated by ';' run side by side, e.g. 'default;chrono' "
                                   "(default: the preset's)")
     p.add_argument("--cap", type=int, help="at most this many training steps per run (default: the preset's)")
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--cells is empty: give one or more of rnn, lstm, gru")
     out = check_out_dir(args.out or default_out(p.name))
     plan = build_plan(p, out, cells=cells, seq_lens=seq_lens, seeds=args.seeds, hidden=args.hidden,
-                      batch=args.batch, lr=args.lr, init=args.init, cap=args.cap, test_size=args.test_size,
+                      batch=args.batch, lr=args.lr, optimizer=args.optimizer, clip=args.clip, init=args.init, cap=args.cap, test_size=args.test_size,
                       backend=args.backend)
     print_preset(p, plan)
     summary = run_sweep(plan, scheduler=args.scheduler, workers=args.workers, force=args.force, quiet=args.quiet)
