@@ -99,10 +99,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         lr=1e-3, init="default;chrono", cap=20_000,
         paper={100: PaperRow(None, None, "beats the baseline"), 200: PaperRow(None, None, "baseline only"),
                500: PaperRow(None, None, "baseline only (chrono: solved, T&O 2018)")},
-        why="lr 1e-3 as both papers (RMSprop there, Adam here: --optimizer rmsprop:0.9 --clip 0 for theirs), batch "
-            "32, H=64; the standard (PyTorch default) "
-            "and the chrono initialisation side by side; solved = mean per-symbol accuracy of the last 2,000 "
-            "sequences >= 0.99; cap 20,000 steps = 640k sequences"),
+        why="lr 1e-3 as both papers (RMSprop there, Adam here: --optimizer rmsprop:0.9 --clip 0 for theirs), "
+            "batch 32, H=64; the standard (PyTorch default) and the chrono initialisation side by side; solved = "
+            "mean per-symbol accuracy of the last 2,000 sequences >= 0.99; cap 20,000 steps = 640k sequences"),
 )}
 
 

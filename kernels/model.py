@@ -74,7 +74,8 @@ class ModelBase:
 
     def training_state(self) -> dict[str, np.ndarray]:
         """What resuming needs besides the batches: host copies of the flat parameters, the optimizer's
-        two buffers (Adam's m and v, RMSprop's in v; SGD's momentum in m) and its update count (``updates``, int64)."""
+        two buffers (Adam's m and v, RMSprop's in v; SGD's momentum in m) and its update count
+        (``updates``, int64)."""
         return {"flat": self._fetch(self._flat), "m": self._fetch(self._state[0]), "v": self._fetch(self._state[1]),
                 "updates": np.int64(self._updates)}
 

@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--cells is empty: give one or more of rnn, lstm, gru")
     out = check_out_dir(args.out or default_out(p.name))
     plan = build_plan(p, out, cells=cells, seq_lens=seq_lens, seeds=args.seeds, hidden=args.hidden,
-                      batch=args.batch, lr=args.lr, optimizer=args.optimizer, clip=args.clip, init=args.init, cap=args.cap, test_size=args.test_size,
-                      backend=args.backend)
+                      batch=args.batch, lr=args.lr, optimizer=args.optimizer, clip=args.clip, init=args.init,
+                      cap=args.cap, test_size=args.test_size, backend=args.backend)
     print_preset(p, plan)
     summary = run_sweep(plan, scheduler=args.scheduler, workers=args.workers, force=args.force, quiet=args.quiet)
     rows = table(p, plan, summary.results)
