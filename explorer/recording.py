@@ -71,14 +71,14 @@ class SessionRecorder:
             raise
 
     @classmethod
-    def reopen(cls, path, checkpoint: CheckpointRecord, *, steps: int | None = None,
+    def reopen(cls, path, checkpoint: CheckpointRecord, *, changes: dict | None = None,
                flush_interval_s: float = 1.0) -> "SessionRecorder":
         """Go on recording into the session file ``path`` from ``checkpoint`` (``train --resume``): what it
-        holds after the checkpoint's step is cut away; ``steps``, a new step cap for its configuration (see
-        :meth:`sessions.SessionWriter.reopen`)."""
+        holds after the checkpoint's step is cut away; ``changes``, configuration fields the resume sets
+        (``{"steps": N, "lr_schedule": "..."}``; see :meth:`sessions.SessionWriter.reopen`)."""
         self = cls.__new__(cls)
         running = [cell for cell, state in checkpoint.cells.items() if int(state["active"])]
-        self._writer = SessionWriter.reopen(path, checkpoint.step, running, steps=steps,
+        self._writer = SessionWriter.reopen(path, checkpoint.step, running, config_changes=changes,
                                             flush_interval_s=flush_interval_s)
         self._time = dict.fromkeys(checkpoint.cells, float(checkpoint.wall_time))
         return self

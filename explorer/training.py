@@ -48,6 +48,7 @@ class TrainConfig:
     steps: int = 3000               # training steps per cell
     optimizer: str = "adam"         # "adam" | "sgd" (SGD with momentum) | "rmsprop[:alpha]" (kernels.optim)
     lr: float = 1e-2                # learning rate (Adam at 1e-2 solves the default adding run with the LSTM)
+    lr_schedule: str = ""           # later rates, "STEP:LR[,STEP:LR...]": LR from step STEP on ("" = lr throughout)
     momentum: float = 0.9           # SGD momentum (ignored by Adam)
     clip: float = 1.0               # clip gradients to this global L2 norm; 0 disables
     seed: int = 0                   # seeds weights, batches and the probe sequence
@@ -106,6 +107,7 @@ class TrainConfig:
         _check_optimizer(self.optimizer)
         need(is_real(self.lr) and math.isfinite(self.lr) and 0 < self.lr <= 10,
              f"lr must be a number in (0, 10], got {self.lr!r}")
+        self.lr_changes()
         need(is_real(self.momentum) and 0 <= self.momentum < 1,
              f"momentum must be in [0, 1), got {self.momentum!r}")
         need(is_real(self.clip) and math.isfinite(self.clip) and self.clip >= 0,
@@ -167,6 +169,20 @@ class TrainConfig:
         except KernelInputError as exc:
             raise ConfigError(f"init: {exc}") from None
         return spec
+
+    def lr_changes(self) -> tuple[tuple[int, float], ...]:
+        """``lr_schedule`` parsed: ``((step, lr), ...)`` with rising steps; :class:`ConfigError` naming the
+        problem."""
+        return parse_lr_schedule(self.lr_schedule)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of training step ``step`` (1-based): ``lr``, or the latest change at or before it."""
+        rate = self.lr
+        for start, value in self.lr_changes():
+            if start > step:
+                break
+            rate = value
+        return rate
 
     def cell_options(self, cell: str) -> dict:
         """The options of ``cell``'s kernels this config sets (the RNN's activation)."""
@@ -585,14 +601,16 @@ class Trainer:
                     yield StatusRecord(cell, "stopped", step - 1, f"stopped by the user after {step - 1} steps")
                 return
             batch = self.task.sample(batches, cfg.batch)
+            lr = cfg.lr_at(step)
             for cell in list(active):
+                self.models[cell].lr = lr
                 stats = self.models[cell].step(batch.x, batch.y)
                 if not (math.isfinite(stats.loss) and math.isfinite(stats.grad_norm)):
                     active.remove(cell)
                     bad = "loss" if not math.isfinite(stats.loss) else "gradient norm"
                     yield StatusRecord(cell, "diverged", step - 1,
                                        f"{cell}: {bad} became {stats.loss if bad == 'loss' else stats.grad_norm} "
-                                       f"at step {step}; try a smaller --lr (now {cfg.lr:g}) or --clip")
+                                       f"at step {step}; try a smaller --lr (now {lr:g}) or --clip")
                     continue
                 yield StepRecord(cell=cell, step=step, loss=stats.loss, metric=self.task.metric(stats.out, batch.y),
                                  grad_norm=stats.grad_norm, param_grad_norms=stats.param_grad_norms,
@@ -663,6 +681,32 @@ class Trainer:
             raise ConfigError(f"the checkpoint does not fit this configuration: {exc}") from None
         active = [cell for cell in self.models if int(ck.cells[cell]["active"])]
         return active, ck.step + 1, float(ck.wall_time)
+
+
+def parse_lr_schedule(text) -> tuple[tuple[int, float], ...]:
+    """``"160000:1e-4,200000:1e-5"`` -> ``((160000, 1e-4), (200000, 1e-5))``: each rate holds from its
+    step on. Steps are integers >= 2 and rise; rates are numbers in (0, 10]. "" is no change."""
+    if not isinstance(text, str):
+        raise ConfigError(f"lr-schedule must be text such as 160000:1e-4, got {text!r}")
+    changes: list[tuple[int, float]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        step_text, sep, rate_text = item.partition(":")
+        try:
+            step, rate = int(step_text), float(rate_text)
+        except ValueError:
+            step = rate = None
+        if not sep or step is None or not math.isfinite(rate):
+            raise ConfigError(f"lr-schedule: {item!r} is not STEP:LR (e.g. 160000:1e-4, the rate 1e-4 from "
+                              f"step 160000 on)")
+        if step < 2:
+            raise ConfigError(f"lr-schedule: {item!r} starts at step {step}; the first step trains at --lr, "
+                              f"a change starts at step 2 or later")
+        if not 0 < rate <= 10:
+            raise ConfigError(f"lr-schedule: {item!r} has the rate {rate:g}, outside (0, 10]")
+        if changes and step <= changes[-1][0]:
+            raise ConfigError(f"lr-schedule: the steps must rise, {item!r} comes after step {changes[-1][0]}")
+        changes.append((step, rate))
+    return tuple(changes)
 
 
 def _check_optimizer(text: str) -> None:

@@ -271,13 +271,14 @@ class SessionWriter:
         self.saved_as: str | None = None
 
     @classmethod
-    def reopen(cls, path, step: int, running: Iterable[str], *, steps: int | None = None,
+    def reopen(cls, path, step: int, running: Iterable[str], *, config_changes: dict | None = None,
                flush_interval_s: float = 1.0, flush_every_steps: int | None = None) -> "SessionWriter":
         """(1.5) Open a session file to go on writing it from the end of ``step`` (``train --resume``): every
         row, probe and test row after ``step`` is cut away, the runs in ``running`` (those still training at
         the checkpoint) are ``running`` again with what was solved after ``step`` forgotten, and the file
-        switches to SWMR mode. ``steps``, when given, is the new step cap written into every run's
-        configuration (``--resume FILE --steps N``). A file another live process writes is refused, untouched."""
+        switches to SWMR mode. ``config_changes``, ``{field: value}``, is written into every run's
+        configuration (``--resume FILE --steps N``: the new cap; ``--lr-schedule``: the later learning
+        rates). A file another live process writes is refused, untouched."""
         self = cls.__new__(cls)
         self._setup(path, flush_interval_s, flush_every_steps)
         self._lock_fd, _ = claim_new_file(self.path, overwrite=True)
@@ -304,8 +305,8 @@ class SessionWriter:
                                  json.loads(_text_of(a["param_grad_names"])),
                                  {k: ds.shape for k, ds in g["params"].items() if isinstance(ds, h5py.Dataset)})
                 _cut_after(run, step)
-                if steps is not None:
-                    _set_config_steps(g["config"], steps)
+                if config_changes:
+                    _change_config(g["config"], config_changes)
                 if name in running:
                     if int(run.solved[0][()]) > step:
                         run.solved[0][()] = np.int64(0)
@@ -955,12 +956,13 @@ def _short(exc: BaseException) -> str:
     return text[:300]
 
 
-def _set_config_steps(group, steps: int) -> None:
-    """Write the step cap ``steps`` into a run's ``config`` group (its JSON and its browsable attribute)."""
+def _change_config(group, changes: dict) -> None:
+    """Write ``{field: value}`` into a run's ``config`` group (its JSON and its browsable attributes)."""
     config = json.loads(_text_of(group.attrs["json"]))
-    config["steps"] = int(steps)
+    config.update(changes)
     group.attrs["json"] = json.dumps(config, sort_keys=False, default=_json_default)
-    _set_browse_attr(group, "steps", int(steps))
+    for key, value in changes.items():
+        _set_browse_attr(group, key, value)
 
 
 def _text_of(value) -> str:

@@ -56,6 +56,11 @@ def test_invalid_values_are_refused_with_the_reason(window):
     assert not window.run_button.isEnabled()
     window.settings.optimizer.setCurrentText("rmsprop:0.9")
     assert window.settings.error.text() == "" and window.settings.config().optimizer == "rmsprop:0.9"
+    window.settings.lr_schedule.setText("2000-1e-3")
+    assert "lr-schedule: '2000-1e-3' is not STEP:LR" in window.settings.error.text()
+    assert not window.run_button.isEnabled()
+    window.settings.lr_schedule.setText("2000:1e-3")
+    assert window.settings.error.text() == "" and window.settings.config().lr_at(2000) == 1e-3
 
 
 def test_live_training_fills_every_plot_and_records_the_session(window, qtbot):

@@ -8,7 +8,8 @@ scripts (also under `xvfb-run`, which the test replaces by Qt's offscreen platfo
 per document, so a later line finds the files an earlier one wrote.
 
 The shrink rule (the only changes made to a line):
-- sizes become tiny: --steps, --cap at most 30 (a `--resume` line's raised --steps at most 60); --seq-len at most 12; --seq-lens at most two
+- sizes become tiny: --steps, --cap at most 30 (the k-th `--resume` line's raised --steps at most 30 (k + 1), so each
+  raises the cap again); --seq-len at most 12; --seq-lens at most two
   values, each at most 12; --seeds 1; --hidden, --batch at most 8; --test-size at most 64;
   --probes at most 3, --repeats 1;
 - `bench` times one tiny config (--grid 8x4x8 --seconds 0.05) of ours alone (--no-torch --no-jax:
@@ -132,8 +133,9 @@ def _program(line: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------------- shrinking
-def shrink(line: str, scratch: Path, scheduler: str | None, shot: int) -> tuple[str, dict, list[Path]]:
-    """The line under the shrink rule; returns it, the environment to add, and the files it must write."""
+def shrink(line: str, scratch: Path, scheduler: str | None, shot: int, raises: int = 1) -> tuple[str, dict, list[Path]]:
+    """The line under the shrink rule (``raises``: which `--resume ... --steps` line of its document this is, from 1);
+    returns it, the environment to add, and the files it must write."""
     pipe = ""
     if "|" in line:
         line, pipe = line.split("|", 1)
@@ -149,8 +151,8 @@ def shrink(line: str, scratch: Path, scheduler: str | None, shot: int) -> tuple[
         w = words[i]
         value = words[i + 1] if i + 1 < len(words) else None
         if w in CAPS and value is not None:
-            raised = w == "--steps" and "--resume" in words      # a raised cap stays above the shrunk one
-            out += [w, str(min(int(value), CAPS[w] * (2 if raised else 1)))]
+            raised = w == "--steps" and "--resume" in words      # a raised cap stays above the shrunk ones before
+            out += [w, str(min(int(value), CAPS[w] * (1 + raises if raised else 1)))]
             i += 2
             continue
         if w == "--seq-lens" and value is not None:
@@ -198,8 +200,10 @@ def run_all(lines: list[str], scratch: Path, scheduler: str | None = None) -> li
     failures = []
     env0 = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                 LSTM_EXPLORER_DATA_DIR=str(scratch / "sessions"))
+    raises = 0
     for k, line in enumerate(lines):
-        command, env, outputs = shrink(line, scratch, scheduler, k)
+        raises += "--resume" in line and "--steps" in line
+        command, env, outputs = shrink(line, scratch, scheduler, k, raises)
         r = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=scratch, env={**env0, **env},
                            capture_output=True, text=True, timeout=300)
         problems = []
@@ -232,6 +236,8 @@ def test_shrink_rule_makes_sizes_tiny_and_windows_offscreen(tmp_path):
     assert env["QT_QPA_PLATFORM"] == "offscreen" and "--screenshot" in line and outputs[0].name == "window-3.png"
     line, env, outputs = shrink("lstm-explorer train --resume run.h5 --steps 160000", tmp_path, None, 4)
     assert line.endswith("--steps 60")
+    line, env, outputs = shrink("lstm-explorer train --resume run.h5 --steps 290000", tmp_path, None, 5, raises=2)
+    assert line.endswith("--steps 90")      # the second raise of a file stays above the first
 
 
 @pytest.fixture(scope="module")

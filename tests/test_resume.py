@@ -147,6 +147,26 @@ def test_a_finished_run_trains_on_when_its_cap_is_raised(tmp_path):
     assert {run["config"]["steps"] for run in json.loads(info.stdout)["runs"]} == {120}
 
 
+def test_a_resume_can_lower_the_learning_rate_for_the_steps_still_to_train(tmp_path):
+    """`--resume FILE --steps N --lr-schedule S:LR`: the steps from S on train at LR, exactly as a run given the
+    schedule from the start; the file says so. A schedule that rewrites trained steps is refused."""
+    probes = ["--probe-every", "10"]
+    whole = _train(["--steps", "120", "--lr-schedule", "61:1e-3", *probes], tmp_path / "whole.h5")
+    assert whole.wait(timeout=300) == 0, whole.communicate()
+    first = _train(["--steps", "60", *probes], tmp_path / "first.h5")
+    assert first.wait(timeout=300) == 0, first.communicate()
+    r = _resume(tmp_path / "first.h5", "--steps", "120", "--lr-schedule", "61:1e-3")
+    assert r.returncode == 0, r.stderr
+    assert "learning rate from step 61: 0.001" in r.stderr
+    _same_runs(tmp_path / "first.h5", tmp_path / "whole.h5", tests_before=1)
+    info = subprocess.run([sys.executable, "-m", "explorer", "info", "--json", str(tmp_path / "first.h5")],
+                          capture_output=True, text=True, timeout=120)
+    assert {run["config"]["lr_schedule"] for run in json.loads(info.stdout)["runs"]} == {"61:1e-3"}
+    r = _resume(tmp_path / "first.h5", "--steps", "200", "--lr-schedule", "100:1e-4")
+    assert r.returncode == 2 and "changes only steps still to train" in r.stderr and "121:1e-4" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 def test_the_trainer_goes_on_from_a_checkpoint_exactly(monkeypatch):
     """In process: a trainer stopped after step 7 yields a checkpoint first; a new trainer given it yields the
     same steps as one that was never stopped (an until-solved cell's stop rule and the batch stream included)."""

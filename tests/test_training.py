@@ -104,10 +104,26 @@ def test_lstm_learns_the_adding_problem_at_a_short_lag():
     ("hidden", 0, "hidden must be an integer"),
     ("optimizer", "lbfgs", "unknown optimizer 'lbfgs'"),
     ("clip", float("nan"), "clip must be a number >= 0"),
+    ("lr_schedule", "1e-4", "lr-schedule: '1e-4' is not STEP:LR"),
+    ("lr_schedule", "1:1e-4", "starts at step 1; the first step trains at --lr"),
+    ("lr_schedule", "500:1e-3,400:1e-4", "the steps must rise"),
+    ("lr_schedule", "500:0", r"outside \(0, 10\]"),
 ])
 def test_invalid_configs_name_the_field_and_the_allowed_values(field, value, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**{field: value}).validate()
+
+
+def test_a_learning_rate_schedule_changes_the_rate_from_its_step_on():
+    cfg = TrainConfig(**{**TINY, "steps": 10}, lr=0.05, lr_schedule="5:1e-3, 8:0.2").validate()
+    assert [cfg.lr_at(step) for step in range(1, 11)] == [0.05] * 4 + [1e-3] * 3 + [0.2] * 3
+    scheduled = list(Trainer(cfg).run())
+    constant = list(Trainer(TrainConfig(**{**TINY, "steps": 10}, lr=0.05)).run())
+    # the loss of step k comes before its update: steps 1-5 are the same, step 6 follows the first smaller step
+    assert _losses(scheduled, "lstm")[:5] == _losses(constant, "lstm")[:5]
+    assert all(a != b for a, b in zip(_losses(scheduled, "lstm")[5:], _losses(constant, "lstm")[5:]))
+    same = list(Trainer(TrainConfig(**{**TINY, "steps": 10}, lr=0.05, lr_schedule="5:0.05")).run())
+    assert _losses(same, "lstm") == _losses(constant, "lstm")
 
 
 def test_config_round_trips_through_a_dict():
@@ -136,6 +152,7 @@ def test_train_command_prints_progress_and_a_summary_per_cell():
     (["--seq-len", "0"], "seq-len must be"),
     (["--lr", "-1"], "lr must be"),
     (["--backend", "tpu"], "unknown backend 'tpu'"),
+    (["--lr-schedule", "2000=1e-3"], "is not STEP:LR"),
 ])
 def test_train_command_bad_input_is_one_line_and_exit_code_2(args, message):
     r = _cli("train", *args)

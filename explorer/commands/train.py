@@ -10,6 +10,7 @@ examples:
   lstm-explorer train --task adding --seq-len 100 --cell rnn,lstm --hidden 64 \\
       --batch 32 --steps 3000 --lr 1e-2 --optimizer adam --clip 1.0 --seed 0 --out run.h5
   lstm-explorer train --resume run.h5 --steps 6000              # train on past the cap, in the same file
+  lstm-explorer train --resume run.h5 --steps 8000 --lr-schedule 6001:1e-3   # ... at a lower learning rate
   lstm-explorer train --from run.h5 --seed 1 --out seed1.h5     # the same run with another seed
   lstm-explorer train --from run.h5 --seed 2 --out seed2.h5     # (replay run.h5 seed1.h5 seed2.h5 --bands)
 """
@@ -35,6 +36,9 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", help=f"adam | sgd | rmsprop[:alpha] (RMSprop's smoothing constant alpha, "
                                        f"default 0.99 as PyTorch's) (default: {d.optimizer})")
     p.add_argument("--lr", type=float, help=f"learning rate (default: {d.lr:g})")
+    p.add_argument("--lr-schedule", metavar="STEP:LR[,...]",
+                   help="later learning rates, each from its step on: 160000:1e-4 trains at --lr up to step 159,999 "
+                        "and at 1e-4 from step 160,000 (default: --lr throughout)")
     p.add_argument("--momentum", type=float, help=f"SGD momentum (default: {d.momentum})")
     p.add_argument("--clip", type=float, help=f"clip gradients to this global norm, 0 = off (default: {d.clip})")
     p.add_argument("--backend", help=f"cpu | cuda (default: {d.backend})")
@@ -69,8 +73,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="FILE.h5",
                    help="go on with the runs recorded in this session file from its last checkpoint (kept every "
                         "minute while training, at the cap, and when stopped), appending to them; the "
-                        "configuration is the file's (no other option but --quiet, and --steps N to raise its "
-                        "cap: runs that reached it train on to N)")
+                        "configuration is the file's (no other option but --quiet, --steps N to raise its "
+                        "cap: runs that reached it train on to N, and --lr-schedule for the steps still to train)")
 
 
 #: TrainConfig fields whose option has another name (every other field's option is its own name)
@@ -223,17 +227,21 @@ def resume(args: argparse.Namespace) -> int:
     from sessions import open_session
 
     given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
-             if k not in ("resume", "quiet", "steps", "command", "_module") and v not in (None, False)]
+             if k not in ("resume", "quiet", "steps", "lr_schedule", "command", "_module") and v not in (None, False)]
     if given:
-        raise ConfigError(f"--resume takes the file's configuration (only --steps, to raise its cap): "
-                          f"drop {', '.join(given)}")
+        raise ConfigError(f"--resume takes the file's configuration (only --steps, to raise its cap, and "
+                          f"--lr-schedule, for the steps still to train): drop {', '.join(given)}")
     path = args.resume
     config = config_from_session(path)
     cap = config.steps
+    changes = {}
     if args.steps is not None:
         if args.steps <= cap:
             raise ConfigError(f"--steps with --resume raises the cap: give more than the file's {cap:,} steps")
-        config = dataclasses.replace(config, steps=args.steps).validate()
+        changes["steps"] = args.steps
+    if args.lr_schedule is not None:
+        changes["lr_schedule"] = args.lr_schedule
+    resumed = dataclasses.replace(config, **changes).validate()
     with open_session(path) as s:
         ended = [f"{r.name} {r.status}" for r in s.runs if r.status in ("completed", "diverged")]
         if args.steps is None and len(ended) == len(s.runs):
@@ -243,9 +251,10 @@ def resume(args: argparse.Namespace) -> int:
         if ck is None:
             raise ConfigError(f"{path} holds no checkpoint to resume from (a run keeps one a minute in, and when "
                               f"stopped; files before session format 1.5 keep none)")
-        if ck["step"] >= config.steps:
+        if ck["step"] >= resumed.steps:
             raise ConfigError(f"{path}: every step up to the cap of {cap:,} was trained; "
                               f"to train on, add --steps N")
+        _check_trained_rates(config, resumed, ck["step"])
         if not any(int(state["active"]) for state in ck["runs"].values()):
             raise ConfigError(f"{path}: nothing to resume, no run was still training at its last checkpoint "
                               f"(step {ck['step']:,})")
@@ -258,12 +267,29 @@ def resume(args: argparse.Namespace) -> int:
             if not int(ck["runs"][r.name]["active"]):
                 statuses[r.name] = (r.status, r.message)
                 outcomes[r.name] = {"solved_at": r.solved_at, "test": r.test}
-    trainer = Trainer(config)
+    trainer = Trainer(resumed)
     point = CheckpointRecord(ck["step"], ck["time"], ck["rng"], ck["runs"])
-    recorder = SessionRecorder.reopen(path, point, steps=args.steps)
+    recorder = SessionRecorder.reopen(path, point, changes=changes)
     raised = f" (the cap raised from {cap:,})" if args.steps is not None else ""
-    print(f"resuming {path} after step {point.step:,} of {config.steps:,}{raised}", file=sys.stderr)
+    print(f"resuming {path} after step {point.step:,} of {resumed.steps:,}{raised}", file=sys.stderr)
+    if resumed.lr_schedule != config.lr_schedule:
+        print(f"learning rate from step {point.step + 1:,}: {resumed.lr_at(point.step + 1):g}"
+              f" (schedule {resumed.lr_schedule or 'none'})", file=sys.stderr)
     return train_and_report(trainer, recorder, args, history, statuses, outcomes, resume=point)
+
+
+def _check_trained_rates(before: TrainConfig, after: TrainConfig, step: int) -> None:
+    """A :class:`ConfigError` unless ``after``'s learning rates are ``before``'s for every step up to
+    ``step`` (those are trained: a resumed schedule changes only what is still to come)."""
+    from explorer.errors import ConfigError
+
+    def trained(config: TrainConfig) -> list:
+        return [change for change in config.lr_changes() if change[0] <= step]
+
+    if trained(before) != trained(after):
+        raise ConfigError(f"--lr-schedule with --resume changes only steps still to train: the file trained "
+                          f"steps 1-{step:,} with the schedule {before.lr_schedule or 'none'!r}; keep its changes "
+                          f"up to step {step:,} and add yours after it (e.g. {step + 1}:1e-4)")
 
 
 def train_and_report(trainer, recorder, args, history: dict, statuses: dict, outcomes: dict, resume=None) -> int:

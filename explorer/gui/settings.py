@@ -99,6 +99,11 @@ class SettingsPanel(QtWidgets.QWidget):
         self.lr = QtWidgets.QLineEdit()
         self.lr.setToolTip("learning rate, e.g. 1e-2")
         form.addRow("learning rate", self.lr)
+        self.lr_schedule = QtWidgets.QLineEdit()
+        self.lr_schedule.setPlaceholderText("none, e.g. 2000:1e-3")
+        self.lr_schedule.setToolTip("later learning rates, STEP:LR[,STEP:LR...], each from its step on; "
+                                    "empty: the learning rate throughout")
+        form.addRow("later rates", self.lr_schedule)
         self.clip = QtWidgets.QLineEdit()
         self.clip.setToolTip("clip gradients to this global L2 norm; 0 disables")
         form.addRow("clip norm", self.clip)
@@ -166,7 +171,7 @@ class SettingsPanel(QtWidgets.QWidget):
             w.currentTextChanged.connect(self._emit)
         for w in (self.seq_len, self.hidden, self.batch, self.steps, self.seed, self.probe_every):
             w.valueChanged.connect(self._emit)
-        for w in (self.lr, self.clip, self.data_dir):
+        for w in (self.lr, self.lr_schedule, self.clip, self.data_dir):
             w.textChanged.connect(self._emit)
         for w in (*self.cell_boxes.values(), self.until_solved):
             w.toggled.connect(self._emit)
@@ -199,6 +204,7 @@ class SettingsPanel(QtWidgets.QWidget):
         self.batch.setValue(cfg.batch)
         self.optimizer.setCurrentText(cfg.optimizer)
         self.lr.setText(f"{cfg.lr:g}")
+        self.lr_schedule.setText(cfg.lr_schedule)
         self.clip.setText(f"{cfg.clip:g}")
         self.steps.setValue(cfg.steps)
         self.until_solved.setChecked(cfg.until_solved)
@@ -227,7 +233,8 @@ class SettingsPanel(QtWidgets.QWidget):
             self._base, task=self.task.currentText(), seq_len=self.seq_len.value(), cells=cells,
             hidden=self.hidden.value(), batch=self.batch.value(), steps=self.steps.value(),
             until_solved=self.until_solved.isChecked(), optimizer=self.optimizer.currentText().strip(),
-            lr=self._number(self.lr.text(), "learning rate"), clip=self._number(self.clip.text(), "clip norm"),
+            lr=self._number(self.lr.text(), "learning rate"), lr_schedule=self.lr_schedule.text().strip(),
+            clip=self._number(self.clip.text(), "clip norm"),
             seed=self.seed.value(), backend=self.backend.currentData(), probe_every=self.probe_every.value(),
             init=self.init.currentText().strip(), rnn_activation=self.rnn_activation.currentText())
         return cfg.validate()
