@@ -96,3 +96,15 @@ def test_a_long_run_draws_its_envelope_and_exports_every_step(window, tmp_path, 
     window.export_plot(view, "loss", "csv", str(tmp_path / "loss.csv"))
     with open(tmp_path / "loss.csv") as f:
         assert len(list(csv.reader(f))) == 1 + 1000
+
+
+def test_the_metric_axis_reads_in_the_metrics_own_units_with_the_legend_clear_of_the_curves(window, adding_file,
+                                                                                          solved_file):
+    adding, temporal = window.open_files([adding_file, solved_file])
+    metric = temporal.groups["metric"]
+    axis = metric.plot.getAxis("left")
+    metric.plot.setYRange(0.0, 0.8, padding=0)          # accuracies: ticks 0.2, 0.4 ..., not 200, 400 (x0.001)
+    assert axis.autoSIPrefixScale == 1.0 and "x0.001" not in axis.labelString()
+    assert "accuracy" in axis.labelString()
+    assert metric.legend.opts["offset"][1] < 0                   # a rising metric: the legend sits at the bottom
+    assert adding.groups["metric"].legend.opts["offset"][1] > 0  # a falling one (MSE): at the top

@@ -24,7 +24,8 @@ class ScalarGroup(PlotGroup):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.plot = self.add_plot(0, 0, self.title, "training step", self.ylabel())
-        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.plot.getAxis("left").enableAutoSIPrefix(False)   # an accuracy of 0.8 reads 0.8, not 800 (x0.001)
+        self.legend = self.plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 210))  # over the chance line
         self.raw: dict[str, pg.PlotDataItem] = {}
         self.smooth: dict[str, pg.PlotDataItem] = {}
         self.baseline = self.plot.plot([], [], pen=BASELINE_PEN, name="chance")
@@ -140,6 +141,8 @@ class MetricGroup(ScalarGroup):
             if getattr(self, "_ylabel", None) != label:
                 self._ylabel = label
                 self.plot.setLabel("left", label)
+                # the legend in the corner the curves leave free: below a metric that rises, above one that falls
+                self.legend.setOffset((-10, -10) if r.higher_is_better else (-10, 10))
 
 
 
