@@ -33,7 +33,8 @@ def resident_mb() -> float:
 def write_session(path: str, steps: int, probes: int, seq_len: int, hidden: int) -> None:
     """A session of ``steps`` steps and ``probes`` probes per cell through the real recorder."""
     from explorer.recording import SessionRecorder
-    from explorer.training import PARAM_GRAD_NAMES, ProbeRecord, StatusRecord, StepRecord, TrainConfig, Trainer
+    from explorer.config import TrainConfig
+    from explorer.training import PARAM_GRAD_NAMES, ProbeRecord, StatusRecord, StepRecord, Trainer
 
     every = max(1, steps // probes)
     cfg = TrainConfig(seq_len=seq_len, hidden=hidden, steps=steps, probe_every=every, test_size=0)

@@ -37,7 +37,7 @@ def main() -> int:
 
     import explorer.gui.data as data
     from explorer.gui.app import dispose, make_app
-    from explorer.training import TrainConfig
+    from explorer.config import TrainConfig
 
     if args.unbounded:
         data.PROBE_MEMORY_BYTES = 1 << 62

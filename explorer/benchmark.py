@@ -613,7 +613,7 @@ def training_memory(cell: str = "lstm", T: int = MEMORY_CONFIG[0], B: int = MEMO
 
 
 def _memory_config(cell: str, T: int, B: int, H: int, steps: int):
-    from explorer.training import TrainConfig
+    from explorer.config import TrainConfig
 
     # training alone: the held-out test set (test_size) is an evaluation of fixed size, not BPTT's memory
     return TrainConfig(task="adding", seq_len=T, cells=(cell,), hidden=H, batch=B, steps=steps, test_size=0)

@@ -22,8 +22,9 @@ import os
 import numpy as np
 
 from explorer import __version__
+from explorer.config import TrainConfig
 from explorer.training import (PARAM_GRAD_NAMES, CheckpointRecord, ProbeRecord, RunInfo, SolvedRecord, StatusRecord,
-                               StepRecord, TestRecord, TrainConfig)
+                               StepRecord, TestRecord)
 from sessions import SessionWriter
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from explorer.console import compact
 from explorer.errors import ConfigError
-from explorer.training import TrainConfig
+from explorer.config import TrainConfig
 
 
 @dataclass(frozen=True)

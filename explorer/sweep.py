@@ -40,7 +40,7 @@ from explorer.card import decay_ratio, final_mean
 from explorer.console import ProgressLine
 from explorer.recording import SessionRecorder
 from explorer.errors import ConfigError, ExplorerError
-from explorer.training import TrainConfig
+from explorer.config import TrainConfig
 
 #: run statuses whose session file counts as finished (resume skips them)
 FINISHED = ("completed", "diverged", "stopped")

@@ -5,7 +5,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from explorer.training import TrainConfig  # noqa: E402
+from explorer.config import TrainConfig  # noqa: E402
 
 TINY = dict(task="adding", seq_len=10, cells=("rnn", "lstm"), hidden=8, batch=8, steps=40, probe_every=10,
             lr=1e-2)

@@ -142,7 +142,8 @@ def test_the_app_trains_records_replays_and_plots_the_toy_cell(tmp_path, qapp):
     from explorer.gui.export import export_file
     from explorer.gui.plots import cell_color
     from explorer.recording import SessionRecorder
-    from explorer.training import TrainConfig, Trainer
+    from explorer.config import TrainConfig
+    from explorer.training import Trainer
     from sessions import open_session
 
     config = TrainConfig(task="adding", seq_len=6, cells=("rnn", "toy"), hidden=4, batch=4, steps=12,

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from explorer.training import TrainConfig
+from explorer.config import TrainConfig
 from tests.test_export_cli import cli
 
 TINY = ["--task", "adding", "--seq-len", "6", "--hidden", "4", "--batch", "4", "--steps", "12"]

@@ -124,8 +124,8 @@ WRITER = textwrap.dedent("""
     import os, sys, time
     import numpy as np
     from explorer.recording import SessionRecorder
-    from explorer.training import (PARAM_GRAD_NAMES, ProbeRecord, RunInfo, StatusRecord, StepRecord,
-                                   TrainConfig)
+    from explorer.config import TrainConfig
+    from explorer.training import PARAM_GRAD_NAMES, ProbeRecord, RunInfo, StatusRecord, StepRecord
 
     path, stop = sys.argv[1], sys.argv[2]
     L, H = 6, 3

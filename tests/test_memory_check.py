@@ -7,7 +7,7 @@ import os
 import pytest
 
 from explorer.errors import ConfigError
-from explorer.training import TrainConfig
+from explorer.config import TrainConfig
 
 #: BPTT at T = 100,000, H = 4,096 keeps hundreds of GiB of states and gates: no machine here has that free
 HUGE = ["--seq-len", "100000", "--hidden", "4096"]

@@ -15,7 +15,8 @@ import h5py
 import numpy as np
 import pytest
 
-from explorer.training import CheckpointRecord, StatusRecord, StepRecord, TrainConfig, Trainer
+from explorer.config import TrainConfig
+from explorer.training import CheckpointRecord, StatusRecord, StepRecord, Trainer
 from sessions import open_session
 from tests.terminal import ctrl_c_reaches_it
 

@@ -8,7 +8,8 @@ import csv
 import numpy as np
 import pytest
 
-from explorer.training import ProbeRecord, TrainConfig, Trainer
+from explorer.config import TrainConfig
+from explorer.training import ProbeRecord, Trainer
 from tests.gui_fixtures import record_session
 
 

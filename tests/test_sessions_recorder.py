@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from explorer.recording import SessionRecorder
-from explorer.training import PARAM_GRAD_NAMES, ProbeRecord, RunInfo, StatusRecord, StepRecord, TrainConfig
+from explorer.config import TrainConfig
+from explorer.training import PARAM_GRAD_NAMES, ProbeRecord, RunInfo, StatusRecord, StepRecord
 from sessions import SessionExistsError, open_session, validate
 
 L, H = 5, 3

@@ -150,7 +150,8 @@ def session_file(tmp_path_factory):
 
 
 def test_recorded_per_probe_as_the_trainer_computes_it(session_file):
-    from explorer.training import TrainConfig, Trainer
+    from explorer.config import TrainConfig
+    from explorer.training import Trainer
     from sessions import open_session, validate
     from tests.gui_fixtures import tiny_config
 
@@ -214,7 +215,8 @@ def test_the_window_draws_it_from_the_file_and_an_older_file_says_it_has_none(se
 
 
 def test_spectra_are_spaced_out_only_where_they_would_slow_training(tmp_path):
-    from explorer.training import ProbeRecord, TrainConfig, Trainer
+    from explorer.config import TrainConfig
+    from explorer.training import ProbeRecord, Trainer
     from kernels.spectrum import spectrum_interval
 
     assert spectrum_interval("lstm", 64, 2, 32, 50) == 1                  # the default window run: every probe

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from explorer.sweep import SweepPlan, result_from_session, run_one, run_sweep  # noqa: E402
-from explorer.training import TrainConfig  # noqa: E402
+from explorer.config import TrainConfig  # noqa: E402
 from sessions.sweep import is_sweep_file, read_sweep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from explorer.errors import ConfigError
-from explorer.training import ProbeRecord, StatusRecord, StepRecord, TrainConfig, Trainer
+from explorer.config import TrainConfig
+from explorer.training import ProbeRecord, StatusRecord, StepRecord, Trainer
 
 TINY = dict(task="adding", seq_len=8, hidden=6, batch=4, steps=12, probe_every=5)
 

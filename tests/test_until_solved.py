@@ -8,7 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from explorer.training import SolvedRecord, StatusRecord, StepRecord, TestRecord, TrainConfig, Trainer
+from explorer.config import TrainConfig
+from explorer.training import SolvedRecord, StatusRecord, StepRecord, TestRecord, Trainer
 from sessions.writer import FORMAT_VERSION
 
 #: tiny and fast: both cells solve temporal-hs97 at T = 12 within a few hundred steps, the LSTM first

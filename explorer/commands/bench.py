@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from explorer.benchmark import jax_available, machine_lines, rows_as_dicts, run_bench, torch_available
 
     cells = tuple(c.strip() for c in args.cell.split(",") if c.strip())
-    from explorer.training import cell_names
+    from explorer.config import cell_names
 
     bad = [c for c in cells if c not in cell_names()]
     if bad or not cells:

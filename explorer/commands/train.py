@@ -22,7 +22,7 @@ import signal
 import sys
 
 from explorer.card import final_mean
-from explorer.training import TrainConfig, cell_names
+from explorer.config import TrainConfig, cell_names
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:

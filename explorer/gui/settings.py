@@ -1,4 +1,4 @@
-"""The settings panel: widgets -> a validated :class:`~explorer.training.TrainConfig`.
+"""The settings panel: widgets -> a validated :class:`~explorer.config.TrainConfig`.
 
 Validation is :meth:`TrainConfig.validate`; its message (which names the field)
 is shown in the panel, and Run is disabled until the values are valid.
@@ -12,7 +12,7 @@ import os
 from PySide6 import QtCore, QtWidgets
 
 from explorer.errors import ConfigError
-from explorer.training import TrainConfig
+from explorer.config import TrainConfig
 
 #: first-click defaults: TrainConfig's own (the adding problem at T = 100, where the RNN stays at chance and
 #: the LSTM learns), the same as ``lstm-explorer train`` with no options

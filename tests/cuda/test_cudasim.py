@@ -123,7 +123,8 @@ def test_training_steps_match_cpu(backends, cell, loss_kind, K, window, optimize
 
 
 def test_trainer_gives_the_same_losses_on_both_backends():
-    from explorer.training import StepRecord, TestRecord, Trainer, TrainConfig
+    from explorer.config import TrainConfig
+    from explorer.training import StepRecord, TestRecord, Trainer
 
     losses, tests = {}, {}
     for backend in ("cpu", "cuda"):

@@ -54,7 +54,8 @@ def test_gpu_matches_cpu(cell, shape):
 
 @pytest.mark.gpu
 def test_gpu_training_matches_cpu_and_reports_speed(capsys):
-    from explorer.training import StepRecord, Trainer, TrainConfig
+    from explorer.config import TrainConfig
+    from explorer.training import StepRecord, Trainer
 
     losses, seconds = {}, {}
     for backend in ("cpu", "cuda"):
