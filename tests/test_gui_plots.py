@@ -108,3 +108,14 @@ def test_the_metric_axis_reads_in_the_metrics_own_units_with_the_legend_clear_of
     assert "accuracy" in axis.labelString()
     assert metric.legend.opts["offset"][1] < 0                   # a rising metric: the legend sits at the bottom
     assert adding.groups["metric"].legend.opts["offset"][1] > 0  # a falling one (MSE): at the top
+
+
+def test_the_input_strip_labels_only_the_channels_it_has_room_for(window, adding_file, tmp_path):
+    copy_file = record_session(tmp_path / "copy.h5", task="copy", seq_len=3, steps=4, test_size=0)
+    adding, copy = window.open_files([adding_file, copy_file])
+
+    def labels(view):
+        return [text for _, text in view.groups["grad-flow"].strip.plot.getAxis("left")._tickLevels[0]]
+
+    assert labels(adding) == ["x0", "x1"]          # the adding problem's value and marker, each named
+    assert labels(copy) == ["x0", "x9"]            # ten channels: the first and the last, not ten stacked labels

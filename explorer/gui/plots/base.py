@@ -396,6 +396,10 @@ def probe_input(runs) -> np.ndarray | None:
     return None
 
 
+#: channels an input strip (75-100 px high, 30 in a small window) has room to label one by one
+INPUT_LABELS = 3
+
+
 class InputStrip:
     """The probe sequence's inputs as a strip under (or over) a plot over t: one row per input channel,
     0 white, large values black, t aligned with ``link``'s x axis (the markers of the adding problem
@@ -437,5 +441,6 @@ class InputStrip:
         L, n_in = x.shape
         self.image.setImage(np.nan_to_num(x.T.astype(np.float32)), autoLevels=True)
         self.image.setRect(-0.5, -0.5, float(L), float(n_in))    # pixel t centred on t, row k on channel k
-        self.plot.getAxis("left").setTicks([[(k, f"x{k}") for k in range(n_in)]] if n_in <= 12 else None)
+        rows = range(n_in) if n_in <= INPUT_LABELS else (0, n_in - 1)    # more: the first and the last
+        self.plot.getAxis("left").setTicks([[(k, f"x{k}") for k in rows]])
         self.plot.setYRange(-0.5, n_in - 0.5, padding=0)
