@@ -6,6 +6,7 @@ as JSON (:meth:`TrainConfig.to_dict`), so ``train --from FILE`` and ``--resume``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -224,6 +225,12 @@ def parse_lr_schedule(text) -> tuple[tuple[int, float], ...]:
     step on. Steps are integers >= 2 and rise; rates are numbers in (0, 10]. "" is no change."""
     if not isinstance(text, str):
         raise ConfigError(f"lr-schedule must be text such as 160000:1e-4, got {text!r}")
+    return _parse_lr_schedule(text)
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_lr_schedule(text: str) -> tuple[tuple[int, float], ...]:
+    """:func:`parse_lr_schedule` of a string, parsed once (the trainer asks for the rate every step)."""
     changes: list[tuple[int, float]] = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         step_text, sep, rate_text = item.partition(":")
