@@ -21,7 +21,7 @@ from sessions.errors import (
     SessionPermissionError,
 )
 from sessions.errors import describe as _describe
-from sessions.writer import probe_writer_lock
+from sessions.liveness import probe_writer_lock
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 

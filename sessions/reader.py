@@ -41,7 +41,7 @@ from sessions.layout import (  # noqa: F401 (re-exported)
     series_names,
     structure_problems,
 )
-from sessions.writer import writer_alive
+from sessions.liveness import writer_alive
 
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sessions import SessionBusyError, SessionWriter, open_session, validate
-from sessions import writer as writer_mod
+from sessions import liveness
 from tests.terminal import ctrl_c_reaches_it
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def _steps(path: Path) -> int:
 
 @pytest.mark.slow
 def test_a_second_train_force_on_a_file_being_written_is_refused_and_the_first_goes_on(tmp_path):
-    if writer_mod.probe_writer_lock(__file__) is None:
+    if liveness.probe_writer_lock(__file__) is None:
         pytest.skip("no OFD locks on this platform: liveness is not detectable")
     out = tmp_path / "same.h5"
     first = subprocess.Popen([sys.executable, *TRAIN, "--steps", "100000000", "--out", str(out)], cwd=tmp_path,
@@ -48,7 +48,7 @@ def test_a_second_train_force_on_a_file_being_written_is_refused_and_the_first_g
             assert first.poll() is None, first.communicate()
             assert time.monotonic() < deadline, "the first training never recorded a step"
             time.sleep(0.2)
-        assert writer_mod.probe_writer_lock(out) is True
+        assert liveness.probe_writer_lock(out) is True
         size_before = out.stat().st_size
 
         for extra in (["--force"], []):
@@ -86,7 +86,7 @@ def test_a_second_train_force_on_a_file_being_written_is_refused_and_the_first_g
 def test_the_lock_is_taken_before_the_file_is_truncated(tmp_path, monkeypatch):
     """In process: a writer overwriting (--force) a file whose lock is held refuses without truncating it
     (HDF5 would truncate as it opens), and once the first writer is gone --force works."""
-    if writer_mod.probe_writer_lock(__file__) is None:
+    if liveness.probe_writer_lock(__file__) is None:
         pytest.skip("no OFD locks on this platform")
     path = tmp_path / "held.h5"
     w = SessionWriter(path)
@@ -96,7 +96,7 @@ def test_the_lock_is_taken_before_the_file_is_truncated(tmp_path, monkeypatch):
     try:
         # a look at the lock before taking it can miss the other writer (it may take its lock just after):
         # the writer must take the lock itself, before HDF5 opens (and truncates) the file
-        monkeypatch.setattr(writer_mod, "probe_writer_lock", lambda p: False)
+        monkeypatch.setattr(liveness, "probe_writer_lock", lambda p: False)
         with pytest.raises(SessionBusyError, match="being written by another running process") as err:
             SessionWriter(path, overwrite=True)
         assert str(path) in str(err.value)

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from sessions import SessionWriter, SessionWriteError, open_session, validate
+from sessions import liveness
 from sessions import writer as writer_mod
-from sessions.writer import writer_alive
+from sessions.liveness import writer_alive
 from tests.sessions_support import add_run
 
 HELPER = os.path.join(os.path.dirname(__file__), "sessions_support.py")
@@ -167,11 +168,11 @@ def test_writer_lock_marks_a_live_writer(tmp_path):
     add_run(w, "rnn")
     w.start()
     try:
-        if writer_mod.probe_writer_lock(path) is None:
+        if liveness.probe_writer_lock(path) is None:
             pytest.skip("no OFD locks on this platform")
-        assert writer_mod.probe_writer_lock(path) is True
+        assert liveness.probe_writer_lock(path) is True
         with pytest.raises(Exception, match="being written"):
             SessionWriter(path, overwrite=True)  # --force does not clobber a file a live process writes
     finally:
         w.close()
-    assert writer_mod.probe_writer_lock(path) is False
+    assert liveness.probe_writer_lock(path) is False
