@@ -16,7 +16,7 @@ carries its loss, metric, chance baseline and "solved" rule:
 - **adding-hs97**, **temporal-hs97** — the same two experiments exactly as the paper
   defines them: variable lengths in ``[T, T + T/10]``, the paper's per-sequence
   "correct" rule and its stop rule (average training error below a bound and the
-  2,000 most recent training sequences all correct; :class:`PaperStopRule`).
+  2,000 most recent training sequences all correct; :class:`explorer.stop_rules.PaperStopRule`).
 
 Every task also has a stop rule (:meth:`Task.stop_rule`) for ``--until-solved``
 and a held-out test set (:meth:`Task.test_batches`) covering all its lengths.
@@ -33,10 +33,9 @@ from typing import ClassVar
 import numpy as np
 
 from explorer.errors import ConfigError
+from explorer.stop_rules import STOP_WINDOW, MetricStopRule, PaperStopRule, StopRule
 
 TASKS = ("adding", "copy", "temporal", "adding-hs97", "temporal-hs97")
-#: the stop rules look at this many most recent training sequences (H&S 1997: "the 2000 most recent")
-STOP_WINDOW = 2000
 
 
 @dataclass(frozen=True)
@@ -155,7 +154,7 @@ class Task(ABC):
         log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         return float(-np.mean(log_p[np.arange(labels.size), labels]))
 
-    def stop_rule(self, window: int = STOP_WINDOW) -> "StopRule":
+    def stop_rule(self, window: int = STOP_WINDOW) -> StopRule:
         """A fresh stop rule for ``--until-solved``: the solved threshold on the running mean of the
         metric over the last ``window`` training sequences (the paper's rule for the ``-hs97`` tasks)."""
         return MetricStopRule(self, window)
@@ -380,7 +379,7 @@ class _VariableLength:
         return (f"{self.label}, T={self.seq_len} (L={lo}..{hi}, one per batch): {self.metric_label}, chance "
                 f"{self.baseline_metric:.3g}, solved by the paper's rule: {self.rule_text()}")
 
-    def stop_rule(self, window: int = STOP_WINDOW) -> "StopRule":
+    def stop_rule(self, window: int = STOP_WINDOW) -> StopRule:
         """The paper's rule: average training error below :attr:`error_threshold` and the last
         ``window`` training sequences all correct."""
         return PaperStopRule(self, window)
@@ -486,87 +485,6 @@ class TemporalOrderHS97Task(_VariableLength, TemporalOrderTask):
 
     def correct(self, out: np.ndarray, y: np.ndarray) -> np.ndarray:
         return (self._softmax_error(out, y) < self.tolerance).all(axis=-1)
-
-
-# ---------------------------------------------------------------------------------- stop rules
-class StopRule:
-    """Decides, step by step, when a run counts as solved (``--until-solved``).
-
-    Feed it every training step's readout outputs and targets with :meth:`update`; it returns
-    True from the first step at which the rule holds over the ``window`` most recent training
-    sequences (never before ``window`` sequences were seen).
-    """
-
-    def __init__(self, task: Task, window: int = STOP_WINDOW):
-        self.task, self.window = task, int(window)
-        self.seen = 0                  # training sequences seen so far
-
-    def update(self, out: np.ndarray, y: np.ndarray) -> bool:
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        raise NotImplementedError
-
-    def state(self) -> dict[str, np.ndarray]:
-        """Everything :meth:`update` has seen, as arrays (a checkpoint): ``seen`` and the ring buffers."""
-        rings = {k.lstrip("_"): v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
-        return {"seen": np.int64(self.seen), **rings}
-
-    def load_state(self, state: dict) -> None:
-        """Continue from :meth:`state`'s result."""
-        self.seen = int(state["seen"])
-        for k, v in vars(self).items():
-            if isinstance(v, np.ndarray):
-                v[:] = np.asarray(state[k.lstrip("_")], dtype=v.dtype)
-
-    def _push(self, ring: np.ndarray, values: np.ndarray) -> None:
-        """Append ``values`` to the ring buffer ``ring`` (size ``window``), position from ``seen``."""
-        values = values[-self.window:]
-        idx = (self.seen + np.arange(values.size)) % self.window
-        ring[idx] = values
-
-
-class MetricStopRule(StopRule):
-    """The task's solved threshold on the running mean of its metric over the last ``window``
-    sequences (each step's batch metric counts once per sequence of the batch)."""
-
-    def __init__(self, task: Task, window: int = STOP_WINDOW):
-        super().__init__(task, window)
-        self._ring = np.zeros(self.window, dtype=np.float64)
-
-    def update(self, out, y) -> bool:
-        n = int(np.shape(y)[-1])
-        self._push(self._ring, np.full(n, self.task.metric(out, y), dtype=np.float64))
-        self.seen += n
-        return self.seen >= self.window and self.task.solved(math.nan, float(self._ring.mean()))
-
-    def describe(self) -> str:
-        t = self.task
-        cmp = ">=" if t.higher_is_better else "<"
-        return f"mean {t.metric_name} over the last {self.window:,} training sequences {cmp} {t.solved_threshold:g}"
-
-
-class PaperStopRule(StopRule):
-    """Hochreiter & Schmidhuber (1997): the average training error over the last ``window``
-    sequences below the task's ``error_threshold`` and every one of them correct."""
-
-    def __init__(self, task: Task, window: int = STOP_WINDOW):
-        super().__init__(task, window)
-        self._ok = np.zeros(self.window, dtype=bool)
-        self._err = np.zeros(self.window, dtype=np.float64)
-
-    def update(self, out, y) -> bool:
-        ok = np.asarray(self.task.correct(out, y), dtype=bool).ravel()
-        self._push(self._ok, ok)
-        self._push(self._err, np.asarray(self.task.sequence_error(out, y), dtype=np.float64).ravel())
-        self.seen += ok.size
-        return (self.seen >= self.window and bool(self._ok.all())
-                and float(self._err.mean()) < self.task.error_threshold)
-
-    def describe(self) -> str:
-        t = self.task
-        return (f"average training error < {t.error_threshold:g} and the last {self.window:,} training "
-                f"sequences all correct ({t.sequence_rule})")
 
 
 _TASK_TYPES: dict[str, type[Task]] = {t.name: t for t in (AddingTask, CopyTask, TemporalOrderTask,

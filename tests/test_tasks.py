@@ -318,7 +318,7 @@ def test_temporal_hs97_rule_on_softmax_outputs():
 # -- stop rules ----------------------------------------------------------------------------
 
 def test_paper_stop_rule_needs_2000_correct_in_a_row_and_a_small_error():
-    from explorer.tasks import PaperStopRule
+    from explorer.stop_rules import PaperStopRule
 
     task = make_task("adding-hs97", 100)
     rule = task.stop_rule()
@@ -344,7 +344,7 @@ def test_paper_stop_rule_needs_2000_correct_in_a_row_and_a_small_error():
 
 
 def test_metric_stop_rule_is_a_running_mean_over_the_last_sequences():
-    from explorer.tasks import MetricStopRule
+    from explorer.stop_rules import MetricStopRule
 
     task = make_task("adding", 20)
     rule = task.stop_rule(window=100)
