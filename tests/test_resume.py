@@ -35,11 +35,11 @@ def _resume(path, *more):
                           capture_output=True, text=True, timeout=300)
 
 
-def _same_runs(a, b, tests_before=0) -> None:
-    """Every recorded step, probe, test figure and final weight of ``a`` equals ``b``'s (wall times aside);
-    ``a``'s first ``tests_before`` test rows (taken at an earlier cap) aside."""
+def _same_runs(a, b, tests_before=0, names=("rnn", "lstm")) -> None:
+    """Every recorded step, probe, test figure and final weight of ``a``'s runs ``names`` equals ``b``'s (wall
+    times aside); ``a``'s first ``tests_before`` test rows (taken at an earlier cap) aside."""
     with open_session(a) as sa, open_session(b) as sb:
-        for name in ("rnn", "lstm"):
+        for name in names:
             ra, rb = sa.run(name), sb.run(name)
             assert ra.status == rb.status == "completed"
             for series in ("loss", "metric", "grad_norm"):
@@ -166,6 +166,34 @@ def test_a_resume_can_lower_the_learning_rate_for_the_steps_still_to_train(tmp_p
     r = _resume(tmp_path / "first.h5", "--steps", "200", "--lr-schedule", "100:1e-4")
     assert r.returncode == 2 and "changes only steps still to train" in r.stderr and "121:1e-4" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_solved_run_trains_on_past_its_stop_rule_with_no_until_solved(tmp_path):
+    """`--resume FILE --no-until-solved`: a run that stopped when its rule held goes on from its last checkpoint
+    to the cap, exactly as a run given no --until-solved; the step the rule held is recorded again."""
+    tiny = ["--task", "temporal-hs97", "--seq-len", "12", "--hidden", "8", "--batch", "8", "--cell", "lstm",
+            "--test-size", "16", "--probe-every", "50", "--quiet"]
+    env = {**os.environ, "LSTM_EXPLORER_CHECKPOINT_S": "0"}
+
+    def train(*args):
+        return subprocess.run([sys.executable, "-m", "explorer", "train", *tiny, *args], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    assert train("--steps", "600", "--until-solved", "--out", str(tmp_path / "solved.h5")).returncode == 0
+    with open_session(tmp_path / "solved.h5") as s:
+        at = s.run("lstm").solved_at["step"]
+        assert s.run("lstm").steps == at < 600        # it stopped where the rule held
+    assert train("--steps", "700", "--out", str(tmp_path / "whole.h5")).returncode == 0
+
+    r = _resume(tmp_path / "solved.h5", "--steps", "700", "--until-solved")
+    assert r.returncode == 2 and "drop --until-solved" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = _resume(tmp_path / "solved.h5", "--steps", "700", "--no-until-solved")
+    assert r.returncode == 0, r.stderr
+    assert f"the stop rule no longer stops a run from step {at:,}: training on to step 700" in r.stderr
+    _same_runs(tmp_path / "solved.h5", tmp_path / "whole.h5", names=("lstm",))
+    with open_session(tmp_path / "solved.h5") as s:
+        run = s.run("lstm")
+        assert run.steps == 700 and run.solved_at["step"] == at and run.config["until_solved"] is False
 
 
 def test_the_trainer_goes_on_from_a_checkpoint_exactly(monkeypatch):

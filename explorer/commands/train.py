@@ -11,6 +11,7 @@ examples:
       --batch 32 --steps 3000 --lr 1e-2 --optimizer adam --clip 1.0 --seed 0 --out run.h5
   lstm-explorer train --resume run.h5 --steps 6000              # train on past the cap, in the same file
   lstm-explorer train --resume run.h5 --steps 8000 --lr-schedule 6001:1e-3   # ... at a lower learning rate
+  lstm-explorer train --resume solved.h5 --steps 9000 --no-until-solved      # a solved run trains on
   lstm-explorer train --from run.h5 --seed 1 --out seed1.h5     # the same run with another seed
   lstm-explorer train --from run.h5 --seed 2 --out seed2.h5     # (replay run.h5 seed1.h5 seed2.h5 --bands)
 """
@@ -49,10 +50,11 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
                                   "+forget-bias[:b] or +chrono[:T_max]; per cell: lstm=chrono,rnn=identity "
                                   f"(default: {d.init})")
     p.add_argument("--rnn-activation", help=f"the RNN's nonlinearity: tanh | relu (default: {d.rnn_activation})")
-    p.add_argument("--until-solved", action="store_true", default=None,
+    p.add_argument("--until-solved", action=argparse.BooleanOptionalAction, default=None,
                    help="stop each cell when its task's stop rule holds (the paper's rule for the -hs97 tasks, "
                         "else the solved threshold on the mean metric of the last 2,000 sequences); "
-                        "--steps is then the cap")
+                        "--steps is then the cap. With --resume, --no-until-solved trains on past the rule "
+                        "to the cap (the step it held is still recorded)")
     p.add_argument("--test-size", type=int, help=f"held-out test sequences evaluated at the end of each run, "
                                                  f"0 = none (default: {d.test_size})")
     p.add_argument("--test-every", type=int, help="also evaluate the test set every N steps (default: 0, only at the end)")
@@ -74,7 +76,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="go on with the runs recorded in this session file from its last checkpoint (kept every "
                         "minute while training, at the cap, and when stopped), appending to them; the "
                         "configuration is the file's (no other option but --quiet, --steps N to raise its "
-                        "cap: runs that reached it train on to N, and --lr-schedule for the steps still to train)")
+                        "cap: runs that reached it train on to N, --lr-schedule for the steps still to train, "
+                        "and --no-until-solved to train on past the stop rule)")
 
 
 #: TrainConfig fields whose option has another name (every other field's option is its own name)
@@ -227,10 +230,14 @@ def resume(args: argparse.Namespace) -> int:
     from sessions import open_session
 
     given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
-             if k not in ("resume", "quiet", "steps", "lr_schedule", "command", "_module") and v not in (None, False)]
+             if k not in ("resume", "quiet", "steps", "lr_schedule", "until_solved", "command", "_module")
+             and v not in (None, False)]
+    if args.until_solved:
+        given.append("--until-solved")
     if given:
-        raise ConfigError(f"--resume takes the file's configuration (only --steps, to raise its cap, and "
-                          f"--lr-schedule, for the steps still to train): drop {', '.join(given)}")
+        raise ConfigError(f"--resume takes the file's configuration (only --steps, to raise its cap, "
+                          f"--lr-schedule, for the steps still to train, and --no-until-solved, to train on past "
+                          f"the stop rule): drop {', '.join(given)}")
     path = args.resume
     config = config_from_session(path)
     cap = config.steps
@@ -241,12 +248,15 @@ def resume(args: argparse.Namespace) -> int:
         changes["steps"] = args.steps
     if args.lr_schedule is not None:
         changes["lr_schedule"] = args.lr_schedule
+    if args.until_solved is False and config.until_solved:
+        changes["until_solved"] = False
     resumed = dataclasses.replace(config, **changes).validate()
     with open_session(path) as s:
         ended = [f"{r.name} {r.status}" for r in s.runs if r.status in ("completed", "diverged")]
-        if args.steps is None and len(ended) == len(s.runs):
+        if not changes and len(ended) == len(s.runs):
             raise ConfigError(f"{path}: nothing to resume, every run ended ({', '.join(ended)}); "
-                              f"to train on past the cap of {cap:,} steps, add --steps N")
+                              f"to train on past the cap of {cap:,} steps, add --steps N"
+                              + (", past the stop rule, --no-until-solved" if config.until_solved else ""))
         ck = s.checkpoint
         if ck is None:
             raise ConfigError(f"{path} holds no checkpoint to resume from (a run keeps one a minute in, and when "
@@ -257,7 +267,7 @@ def resume(args: argparse.Namespace) -> int:
         _check_trained_rates(config, resumed, ck["step"])
         if not any(int(state["active"]) for state in ck["runs"].values()):
             raise ConfigError(f"{path}: nothing to resume, no run was still training at its last checkpoint "
-                              f"(step {ck['step']:,})")
+                              f"(step {ck['step']:,}; a run that met its stop rule before it stays stopped)")
         history, statuses, outcomes = {}, {}, {}
         for r in s.runs:     # what the file holds up to the checkpoint: the summary covers the whole run
             step, time, loss = r.scalar("loss")
@@ -272,6 +282,9 @@ def resume(args: argparse.Namespace) -> int:
     recorder = SessionRecorder.reopen(path, point, changes=changes)
     raised = f" (the cap raised from {cap:,})" if args.steps is not None else ""
     print(f"resuming {path} after step {point.step:,} of {resumed.steps:,}{raised}", file=sys.stderr)
+    if "until_solved" in changes:
+        print(f"the stop rule no longer stops a run from step {point.step + 1:,}: training on to step "
+              f"{resumed.steps:,}", file=sys.stderr)
     if resumed.lr_schedule != config.lr_schedule:
         print(f"learning rate from step {point.step + 1:,}: {resumed.lr_at(point.step + 1):g}"
               f" (schedule {resumed.lr_schedule or 'none'})", file=sys.stderr)
