@@ -11,7 +11,8 @@ examples:
       --batch 32 --steps 3000 --lr 1e-2 --optimizer adam --clip 1.0 --seed 0 --out run.h5
   lstm-explorer train --resume run.h5 --steps 6000              # train on past the cap, in the same file
   lstm-explorer train --resume run.h5 --steps 8000 --lr-schedule 6001:1e-3   # ... at a lower learning rate
-  lstm-explorer train --resume solved.h5 --steps 9000 --no-until-solved      # a solved run trains on
+  lstm-explorer train --task copy --seq-len 50 --until-solved --steps 4000 --out copy.h5   # stops when solved
+  lstm-explorer train --resume copy.h5 --steps 6000 --no-until-solved       # ... or train on past the rule
   lstm-explorer train --from run.h5 --seed 1 --out seed1.h5     # the same run with another seed
   lstm-explorer train --from run.h5 --seed 2 --out seed2.h5     # (replay run.h5 seed1.h5 seed2.h5 --bands)
 """
