@@ -231,10 +231,8 @@ def resume(args: argparse.Namespace) -> int:
     from sessions import open_session
 
     given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
-             if k not in ("resume", "quiet", "steps", "lr_schedule", "until_solved", "command", "_module")
-             and v not in (None, False)]
-    if args.until_solved:
-        given.append("--until-solved")
+             if k not in ("resume", "quiet", "steps", "lr_schedule", "command", "_module")
+             and v not in (None, False)]      # --no-until-solved (False) is taken; --until-solved is not
     if given:
         raise ConfigError(f"--resume takes the file's configuration (only --steps, to raise its cap, "
                           f"--lr-schedule, for the steps still to train, and --no-until-solved, to train on past "
